@@ -1,0 +1,49 @@
+# Two commands matter: `make run` (the whole local stack) and `make test` (the whole suite).
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+AGENT_SRC := agent_js/src/agent.js agent_js/build.mjs agent_js/package.json
+AGENT_OUT := analytics_bp/static/agent.min.js
+
+.PHONY: run test lint unit bench agent influxd system-deps clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test,bench]'
+	@touch $(STAMP)
+
+system-deps:
+	@scripts/system-deps.sh
+
+agent_js/node_modules/.package-lock.json: agent_js/package.json agent_js/package-lock.json
+	cd agent_js && npm ci --no-audit --no-fund --loglevel=error
+
+$(AGENT_OUT): $(AGENT_SRC) agent_js/node_modules/.package-lock.json
+	cd agent_js && npm run --silent build
+	mkdir -p analytics_bp/static
+	cp agent_js/dist/agent.min.js agent_js/dist/agent.debug.js analytics_bp/static/
+
+agent: $(AGENT_OUT)
+
+influxd:
+	@scripts/influxd.sh
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check analytics_bp tests bench
+	$(VENV)/bin/mypy
+
+test: system-deps $(STAMP) agent
+	@INFLUXD="$$(scripts/influxd.sh)" && export INFLUXD && \
+	$(MAKE) --no-print-directory lint && \
+	$(VENV)/bin/pytest -q -p no:cacheprovider
+
+run: system-deps $(STAMP) agent
+	@INFLUXD="$$(scripts/influxd.sh)" && export INFLUXD && exec $(PY) -m analytics_bp.devstack
+
+bench: system-deps $(STAMP) agent
+	@INFLUXD="$$(scripts/influxd.sh)" && export INFLUXD && exec $(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) .run analytics_bp/static agent_js/dist agent_js/node_modules

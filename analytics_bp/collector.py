@@ -1,0 +1,151 @@
+"""One beacon from raw request parts to a line in the sink; no Flask here.
+
+Why separate from views.py: the whole policy (size, validation, domains, origin, events, DNT/GPC,
+bots, privacy, enrichment, cardinality) is testable and benchmarkable without a request context,
+and the view stays a thin adapter. The raw IP and User-Agent are arguments of `handle()` and go no
+further than privacy.py/enrich.py: nothing returned or written can hold them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from . import beacons, enrich, privacy
+from .beacons import Beacon, BeaconError, Reason
+from .cardinality import TagGuard
+from .points import line
+from .settings import Config
+
+TEXT_TYPES = ("application/json", "text/plain", "")
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    status: int
+    reason: str = ""
+    stored: bool = False
+
+
+ACCEPTED = Outcome(204, stored=True)
+IGNORED = Outcome(204)
+SPOOL_FULL = Outcome(503, "collector busy, retry later")
+
+
+@dataclass(frozen=True, slots=True)
+class RequestParts:
+    """What the view hands over: the body and the few headers the policy needs."""
+
+    body: bytes
+    content_type: str
+    origin: str | None
+    remote_addr: str | None
+    forwarded_for: str | None
+    user_agent: str
+    dnt: str | None
+    gpc: str | None
+
+
+class Collector:
+    def __init__(
+        self,
+        config: Config,
+        sink: Callable[[], object],
+        salts: privacy.SaltStore,
+        guard: TagGuard,
+        country: Callable[[str], str] | None = None,
+    ) -> None:
+        self.cfg = config
+        self._sink = sink
+        self.salts = salts
+        self.guard = guard
+        self.country = country or (lambda ip: "unknown")
+        self._events = frozenset(config.permitted_events)
+        self._note_events = frozenset(config.note_events)
+
+    def handle(self, kind: str, parts: RequestParts) -> Outcome:
+        try:
+            return self._handle(kind, parts)
+        except BeaconError as err:
+            self._count_rejection(err.reason)
+            status = 413 if err.reason is Reason.TOO_LARGE else 400
+            return Outcome(status, str(err))
+
+    def _handle(self, kind: str, parts: RequestParts) -> Outcome:
+        if len(parts.body) > self.cfg.max_body:
+            raise BeaconError(Reason.TOO_LARGE)
+        if parts.content_type.split(";", 1)[0].strip().lower() not in TEXT_TYPES:
+            raise BeaconError(Reason.BAD_CONTENT_TYPE)
+        if self.cfg.respect_dnt and privacy.wants_no_tracking(parts.dnt, parts.gpc):
+            return IGNORED
+        beacon = beacons.parse(parts.body, kind)
+        if beacons.domain_matches(beacon.domain, self.cfg.skip_domains):
+            return IGNORED
+        self._check_policy(beacon, parts.origin)
+        agent = enrich.describe_agent(parts.user_agent)
+        if agent.bot:
+            return IGNORED
+        sink = self._sink()
+        if not sink.accepting:  # type: ignore[attr-defined]
+            return SPOOL_FULL
+        ip = privacy.client_ip(parts.remote_addr, parts.forwarded_for, self.cfg.trusted_proxies)
+        visitor = privacy.visitor_hash(self.salts.current(), beacon.domain, ip, parts.user_agent)
+        country = self.country(ip) if self.cfg.geoip else "unknown"
+        sink.write(self._line(beacon, agent, country, visitor, sink.clock.next_ns()))  # type: ignore[attr-defined]
+        return ACCEPTED
+
+    def _check_policy(self, beacon: Beacon, origin: str | None) -> None:
+        if not beacons.domain_matches(beacon.domain, self.cfg.permitted_domains):
+            raise BeaconError(Reason.DOMAIN_NOT_PERMITTED)
+        if origin is not None:
+            try:
+                origin_host = (urlsplit(origin).hostname or "").rstrip(".")
+            except ValueError:
+                origin_host = ""
+            if origin_host != beacon.domain:
+                raise BeaconError(Reason.ORIGIN_MISMATCH)
+        if beacon.kind == "event" and beacon.event not in self._events:
+            raise BeaconError(Reason.EVENT_NOT_PERMITTED)
+
+    def _count_rejection(self, reason: Reason) -> None:
+        try:
+            sink = self._sink()
+        except Exception:
+            return
+        sink.add_count(("rejected", (("reason", reason.code),)))  # type: ignore[attr-defined]
+
+    def _bounded(self, domain: str, tag: str, value: str) -> str:
+        return self.guard.admit(domain, tag, value)
+
+    def _line(
+        self, beacon: Beacon, agent: enrich.Agent, country: str, visitor: str, ts: int
+    ) -> str:
+        domain = self.guard.admit("*", "domain", beacon.domain, self.cfg.max_domains)
+        tags = {
+            "domain": domain,
+            "page": self._bounded(domain, "page", beacon.page),
+            "browser": self._bounded(domain, "browser", agent.browser),
+            "os": self._bounded(domain, "os", agent.os),
+            "device": agent.device,
+            "country": country,
+            "timezone": "unknown" if beacon.timezone is None else str(beacon.timezone),
+            "platform": enrich.platform_family(beacon.platform),
+        }
+        fields: dict[str, str | int] = {"count": 1, "visitor": visitor}
+        if beacon.sess_id:
+            fields["sess_id"] = beacon.sess_id
+        if beacon.kind == "pageview":
+            source = enrich.referrer_source(beacon.referrer, beacon.domain)
+            tags["source"] = self._bounded(domain, "source", source)
+            for key, value in beacon.utm:
+                tags[key] = self._bounded(domain, key, value)
+            fields["pages"] = beacon.pages or 1
+            if beacon.load_ms is not None:
+                fields["load_ms"] = beacon.load_ms
+            return line("pageview", tags, fields, ts)
+        tags["event"] = beacon.event
+        fields["note"] = beacon.note
+        if beacon.event in self._note_events:
+            tags["note"] = self._bounded(domain, f"note:{beacon.event}", beacon.note or "(none)")
+        return line("event", tags, fields, ts)

@@ -1,0 +1,149 @@
+"""Everything that touches personal data: client IP, salts, visitor hashes, pseudonyms, DNT/GPC.
+
+Why one module: the raw IP and User-Agent enter here (and in enrich.py) and leave only as a salted
+hash, a truncated network or a coarse label. The salt is random, shared by the workers of one host
+through files in ANALYTICS_SALT_DIR, and deleted once its period is over, so nothing left on disk or
+in InfluxDB can recompute an old period's visitor hashes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import ipaddress
+import os
+import secrets
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+SALT_BYTES = 32
+SALT_GRACE_SECONDS = 120
+VISITOR_HEX = 16
+
+
+def client_ip(remote_addr: str | None, forwarded_for: str | None, trusted_proxies: int) -> str:
+    """The address of the client: REMOTE_ADDR, or the X-Forwarded-For entry added by the
+    outermost of `trusted_proxies` proxies (entries to its left are client-supplied, untrusted)."""
+    if trusted_proxies > 0 and forwarded_for:
+        hops = [h.strip() for h in forwarded_for.split(",") if h.strip()]
+        if len(hops) >= trusted_proxies:
+            return hops[-trusted_proxies]
+    return remote_addr or ""
+
+
+def truncate_ip(address: str) -> str:
+    """Clear the low 8 bits of IPv4 and the low 80 bits of IPv6 (seed 001's anonymisation)."""
+    try:
+        ip = ipaddress.ip_address(address.strip())
+    except ValueError:
+        return ""
+    prefix = 24 if ip.version == 4 else 48
+    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False).network_address)
+
+
+def wants_no_tracking(dnt: str | None, gpc: str | None) -> bool:
+    return (dnt or "").strip() == "1" or (gpc or "").strip() == "1"
+
+
+def period_key(period: str, now: float) -> str:
+    moment = datetime.fromtimestamp(now, UTC)
+    return moment.strftime("%Y-%m-%d" if period == "day" else "%Y-%m")
+
+
+def period_start(period: str, now: float) -> float:
+    moment = datetime.fromtimestamp(now, UTC)
+    start = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    if period == "month":
+        start = start.replace(day=1)
+    return start.timestamp()
+
+
+class SaltStore:
+    """The current period's random salt, created atomically by whichever worker needs it first.
+
+    File `salt-<period>` holds raw random bytes (mode 0600). Creation writes a temp file and
+    hard-links it into place: the link fails if another worker won, and then we read theirs.
+    Salts of earlier periods are deleted SALT_GRACE_SECONDS after the new period starts.
+    """
+
+    def __init__(self, directory: str, period: str, clock: object = time) -> None:
+        self.dir = Path(directory)
+        self.period = period
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._key = ""
+        self._salt = b""
+        self._cleaned_for = ""
+
+    def _now(self) -> float:
+        return float(self._clock.time())  # type: ignore[attr-defined]
+
+    def current(self) -> bytes:
+        now = self._now()
+        key = period_key(self.period, now)
+        if key == self._key and self._cleaned_for == key:
+            return self._salt
+        with self._lock:
+            if key != self._key:
+                self._salt = self._load_or_create(key)
+                self._key = key
+            if self._cleaned_for != key and now >= period_start(self.period, now) + SALT_GRACE_SECONDS:
+                self.delete_old_salts(key)
+                self._cleaned_for = key
+            return self._salt
+
+    def _load_or_create(self, key: str) -> bytes:
+        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path = self.dir / f"salt-{key}"
+        with contextlib.suppress(FileNotFoundError):
+            data = path.read_bytes()
+            if len(data) == SALT_BYTES:
+                return data
+        tmp = self.dir / f".salt-{key}-{os.getpid()}-{secrets.token_hex(4)}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, secrets.token_bytes(SALT_BYTES))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink(missing_ok=True)
+        return path.read_bytes()
+
+    def delete_old_salts(self, keep: str) -> None:
+        for path in self.dir.glob("salt-*"):
+            if path.name != f"salt-{keep}":
+                path.unlink(missing_ok=True)
+
+
+def visitor_hash(salt: bytes, domain: str, ip: str, user_agent: str) -> str:
+    """Keyed BLAKE2b of (domain, IP, UA): stable for one visitor within one salt period only."""
+    digest = hashlib.blake2b(
+        f"{domain}\x00{ip}\x00{user_agent}".encode(errors="replace"),
+        key=salt,
+        digest_size=VISITOR_HEX // 2,
+    )
+    return digest.hexdigest()
+
+
+class Pseudonymizer:
+    """One-way, consistent HMAC-SHA256 pseudonyms of user IDs (seed 000)."""
+
+    def __init__(self, secret: str) -> None:
+        if not secret or secret.strip().lower() == "none":
+            raise ValueError(
+                "ANALYTICS_HMAC_SECRET is empty or 'none': set a long random secret to use the "
+                "usage API (user IDs are pseudonymised with it)"
+            )
+        self._key = secret.encode()
+
+    def __call__(self, user_id: str | None) -> str:
+        value = "unknown" if user_id is None else str(user_id)
+        return hmac.new(self._key, value.encode(), hashlib.sha256).hexdigest()

@@ -1,0 +1,221 @@
+"""Every ANALYTICS_* setting, as data.
+
+Why data: the same list fills Flask config defaults, reads environment variables for the standalone
+app, validates values at `init_app` time (a bad setting fails start-up, naming the setting, instead
+of failing a beacon later), and is checked against the config table in docs/config.md by a test.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+_DURATION = re.compile(r"^(\d+)([smhdw])$")
+_DURATION_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+BUCKET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+
+
+class ConfigError(ValueError):
+    """A setting has a value the extension cannot work with; the message names the setting."""
+
+
+def _as_list(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        items = value.split(",")
+    else:
+        items = list(value or ())
+    return tuple(dict.fromkeys(i.strip().lower() for i in items if i and i.strip()))
+
+
+def _as_bool(value: Any) -> bool:
+    if isinstance(value, str):
+        if value.strip().lower() in {"1", "true", "yes", "on"}:
+            return True
+        if value.strip().lower() in {"0", "false", "no", "off", ""}:
+            return False
+        raise ValueError(f"not a boolean: {value!r}")
+    return bool(value)
+
+
+def _as_int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError("not an integer")
+    return int(value)
+
+
+def _as_duration(value: Any) -> int:
+    """'30d' / '12h' / '0' (forever) -> seconds."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"0", "inf", "forever"}:
+        return 0
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(f"not a duration like 30d or 12h: {value!r}")
+    return int(match.group(1)) * _DURATION_SECONDS[match.group(2)]
+
+
+def _as_str(value: Any) -> str:
+    return "" if value is None else str(value).strip()
+
+
+def _state_dir() -> str:
+    return os.path.join(tempfile.gettempdir(), f"analytics_bp-{os.getuid()}")
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: Any
+    help: str
+    parse: Callable[[Any], Any] = _as_str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("ANALYTICS_URL_PREFIX", "/analytics", "Where the blueprint is mounted."),
+    Setting("ANALYTICS_PERMITTED_DOMAINS", "", "Comma list of site hosts whose beacons are "
+            "accepted; `*.example.com` allows subdomains. Required.", _as_list),
+    Setting("ANALYTICS_SKIP_DOMAINS", "", "Comma list of hosts answered 204 but never stored "
+            "(staging sites).", _as_list),
+    Setting("ANALYTICS_PERMITTED_EVENTS", "", "Comma list of event names accepted by /event "
+            "(compared and stored lowercased).", _as_list),
+    Setting("ANALYTICS_NOTE_EVENTS", "", "Events whose note becomes a tag in the rollups "
+            "(bounded per domain by ANALYTICS_MAX_TAG_VALUES).", _as_list),
+    Setting("ANALYTICS_CORS_ORIGINS", "", "Extra allowed CORS origins; `*` allows any. By "
+            "default only http(s) origins of permitted domains.", _as_list),
+    Setting("ANALYTICS_BUCKET", "analytics", "Raw bucket; rollups go to `<bucket>_1h`, "
+            "`<bucket>_1d` and `<bucket>_1mo`."),
+    Setting("ANALYTICS_RAW_RETENTION", "30d", "Retention of the raw bucket (`30d`, `12h`, `0` = "
+            "forever).", _as_duration),
+    Setting("ANALYTICS_HOURLY_RETENTION", "400d", "Retention of the hourly rollup bucket.",
+            _as_duration),
+    Setting("ANALYTICS_TRUSTED_PROXIES", 0, "How many X-Forwarded-For hops to trust (1 behind "
+            "one nginx).", _as_int),
+    Setting("ANALYTICS_SALT_PERIOD", "day", "`day` or `month`: how long a visitor hash stays "
+            "the same before its salt is deleted."),
+    Setting("ANALYTICS_SALT_DIR", "", "Directory shared by the workers of a host for the current "
+            "salt (default: <tmp>/analytics_bp-<uid>/salts)."),
+    Setting("ANALYTICS_STATE_DIR", "", "Directory for the per-host tag-value registry (default: "
+            "<tmp>/analytics_bp-<uid>)."),
+    Setting("ANALYTICS_SPOOL_DIR", "", "Durable write-ahead spool for points not yet in InfluxDB "
+            "(default: <tmp>/analytics_bp-<uid>/spool)."),
+    Setting("ANALYTICS_SPOOL_MAX_BYTES", 256 * 1024 * 1024, "Spool size at which beacons are "
+            "answered 503 instead of being dropped.", _as_int),
+    Setting("ANALYTICS_FLUSH_INTERVAL", 1.0, "Seconds between group commits of accepted points "
+            "(the most a hard kill can lose).", float),
+    Setting("ANALYTICS_BATCH_SIZE", 5000, "Points per write request to InfluxDB.", _as_int),
+    Setting("ANALYTICS_RESPECT_DNT", True, "Do not record requests carrying `DNT: 1` or "
+            "`Sec-GPC: 1`.", _as_bool),
+    Setting("ANALYTICS_GEOIP", False, "Look up the country from the truncated IP with the "
+            "offline geoip2fast database.", _as_bool),
+    Setting("ANALYTICS_MAX_BODY", 4096, "Largest beacon body in bytes (413 above).", _as_int),
+    Setting("ANALYTICS_MAX_TAG_VALUES", 1000, "Distinct values per domain, tag and month for "
+            "visitor-controlled tags; later values become `(other)`.", _as_int),
+    Setting("ANALYTICS_MAX_DOMAINS", 100, "Distinct domains stored per month (matters with "
+            "wildcard domains).", _as_int),
+    Setting("ANALYTICS_HMAC_SECRET", "", "Key for pseudonymising user IDs in the server-side "
+            "usage API; required to use it."),
+    Setting("ANALYTICS_USAGE_LOG", False, "Also emit one JSON line per usage event on the "
+            "`analytics.usage` logger.", _as_bool),
+)
+
+SETTING_NAMES = frozenset(s.name for s in SETTINGS)
+
+
+@dataclass(frozen=True)
+class Config:
+    """Parsed, validated settings; read on the hot path, so plain attributes."""
+
+    url_prefix: str
+    permitted_domains: tuple[str, ...]
+    skip_domains: tuple[str, ...]
+    permitted_events: tuple[str, ...]
+    note_events: tuple[str, ...]
+    cors_origins: tuple[str, ...]
+    bucket: str
+    raw_retention: int
+    hourly_retention: int
+    trusted_proxies: int
+    salt_period: str
+    salt_dir: str
+    state_dir: str
+    spool_dir: str
+    spool_max_bytes: int
+    flush_interval: float
+    batch_size: int
+    respect_dnt: bool
+    geoip: bool
+    max_body: int
+    max_tag_values: int
+    max_domains: int
+    hmac_secret: str
+    usage_log: bool
+
+    @property
+    def rollup_buckets(self) -> dict[str, str]:
+        return {"1h": f"{self.bucket}_1h", "1d": f"{self.bucket}_1d", "1mo": f"{self.bucket}_1mo"}
+
+
+def _attr(name: str) -> str:
+    return name.removeprefix("ANALYTICS_").lower()
+
+
+def apply_defaults(config: dict[str, Any]) -> None:
+    for setting in SETTINGS:
+        config.setdefault(setting.name, setting.default)
+
+
+def from_environ(environ: Mapping[str, str]) -> dict[str, str]:
+    """The settings (and INFLUXDB_V2_*) present in the environment, for create_app()."""
+    keys = SETTING_NAMES | {"INFLUXDB_V2_URL", "INFLUXDB_V2_ORG", "INFLUXDB_V2_TOKEN"}
+    return {k: v for k, v in environ.items() if k in keys}
+
+
+def load(config: Mapping[str, Any]) -> Config:
+    """Parse every setting; raise ConfigError naming the first bad one."""
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        raw = config.get(setting.name, setting.default)
+        try:
+            values[_attr(setting.name)] = setting.parse(raw)
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"{setting.name}: {err}") from None
+    state = values["state_dir"] or _state_dir()
+    values["state_dir"] = state
+    values["salt_dir"] = values["salt_dir"] or os.path.join(state, "salts")
+    values["spool_dir"] = values["spool_dir"] or os.path.join(state, "spool")
+    values["url_prefix"] = "/" + values["url_prefix"].strip("/") if values["url_prefix"] else ""
+    cfg = Config(**values)
+    _validate(cfg)
+    return cfg
+
+
+def _validate(cfg: Config) -> None:
+    if not cfg.permitted_domains:
+        raise ConfigError("ANALYTICS_PERMITTED_DOMAINS is empty: name the site hosts to accept")
+    if cfg.salt_period not in {"day", "month"}:
+        raise ConfigError("ANALYTICS_SALT_PERIOD must be `day` or `month`")
+    if not BUCKET_NAME.match(cfg.bucket):
+        raise ConfigError("ANALYTICS_BUCKET may hold only letters, digits, `_`, `.` and `-`")
+    if cfg.salt_period == "month" and 0 < cfg.raw_retention < 32 * 86400:
+        raise ConfigError(
+            "ANALYTICS_RAW_RETENTION must be at least 32d with ANALYTICS_SALT_PERIOD=month, "
+            "so the monthly task still sees the whole month"
+        )
+    if cfg.trusted_proxies < 0 or cfg.max_body < 512 or cfg.max_tag_values < 1:
+        raise ConfigError(
+            "ANALYTICS_TRUSTED_PROXIES >= 0, ANALYTICS_MAX_BODY >= 512, "
+            "ANALYTICS_MAX_TAG_VALUES >= 1"
+        )
+    for name in ("note_events",):
+        unknown = set(getattr(cfg, name)) - set(cfg.permitted_events)
+        if unknown:
+            raise ConfigError(f"ANALYTICS_NOTE_EVENTS names events not permitted: {sorted(unknown)}")
+
+
+CONFIG_FIELDS = tuple(f.name for f in fields(Config))

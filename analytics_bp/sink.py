@@ -1,0 +1,395 @@
+"""The only importer of `influxdb_client`: durable, batched delivery of line protocol to InfluxDB.
+
+Path of a point: `write()` appends to an in-memory buffer (the only work on the request path).
+A flusher thread, once per ANALYTICS_FLUSH_INTERVAL (or sooner when a batch is full), group-commits
+the buffer to a new spool segment (write, fsync, rename), then delivers pending segments oldest
+first, gzip, ANALYTICS_BATCH_SIZE lines per request, and deletes each once InfluxDB took it.
+
+Why not influxdb-client's batching WriteApi: it keeps points only in memory, drops a batch after its
+retries and loses everything on a crash. With the spool, an outage only grows the spool (beacons
+get 503 when it is full), a hard kill loses at most one flush interval, and any worker (or the next
+start) delivers segments a dead worker left behind. Timestamps are unique (points.UniqueClock), so
+a segment delivered twice overwrites itself. Segments InfluxDB refuses as invalid (400/422) move to
+`rejected/` with the reason instead of being retried forever.
+
+The sink is created lazily per process (keyed on the pid), so its thread is born after gunicorn's
+fork, with or without --preload; `close()` (gunicorn's worker_exit) commits and delivers the rest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import logging
+import os
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from influxdb_client import InfluxDBClient
+from influxdb_client.client.write_api import SYNCHRONOUS
+from influxdb_client.domain.write_precision import WritePrecision
+from influxdb_client.rest import ApiException
+from urllib3.exceptions import HTTPError as Urllib3Error
+
+from .points import UniqueClock, counter_lines
+
+log = logging.getLogger("analytics.sink")
+
+CounterKey = tuple[str, tuple[tuple[str, str], ...]]
+MAX_BACKOFF = 30.0
+SLOTS = 1000
+
+
+@dataclass(frozen=True)
+class InfluxTarget:
+    url: str
+    org: str
+    token: str
+    bucket: str
+
+
+def claim_slot(directory: Path) -> tuple[int, int]:
+    """Exclusively lock one of SLOTS slot files; the slot number makes timestamps host-unique."""
+    directory.mkdir(parents=True, exist_ok=True)
+    start = os.getpid() % SLOTS
+    for i in range(SLOTS):
+        slot = (start + i) % SLOTS
+        fd = os.open(directory / f"{slot:03d}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return slot, fd
+        except OSError:
+            os.close(fd)
+    raise RuntimeError(f"all {SLOTS} writer slots in {directory} are taken")
+
+
+class Sink:
+    """One process's writer: buffer -> spool segment -> InfluxDB."""
+
+    def __init__(
+        self,
+        target: InfluxTarget,
+        spool_dir: str,
+        spool_max_bytes: int = 256 * 1024 * 1024,
+        flush_interval: float = 1.0,
+        batch_size: int = 5000,
+        timeout_ms: int = 10_000,
+    ) -> None:
+        self.target = target
+        self.spool = Path(spool_dir)
+        self.rejected_dir = self.spool / "rejected"
+        self.rejected_dir.mkdir(parents=True, exist_ok=True)
+        self.spool_max_bytes = spool_max_bytes
+        self.flush_interval = flush_interval
+        self.batch_size = batch_size
+        self.slot, self._slot_fd = claim_slot(self.spool / "slots")
+        self.clock = UniqueClock(self.slot)
+        self._client = InfluxDBClient(
+            url=target.url, token=target.token, org=target.org, timeout=timeout_ms,
+            enable_gzip=True,
+        )
+        self._write_api = self._client.write_api(write_options=SYNCHRONOUS)
+        self._lock = threading.Lock()
+        self._buffer: list[str] = []
+        self._counters: Counter[CounterKey] = Counter()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._seq = 0
+        self.stats: dict[str, Any] = {
+            "accepted": 0, "delivered": 0, "rejected_points": 0, "write_errors": 0,
+            "last_error": "", "last_delivery": 0.0,
+        }
+        self._spool_bytes = self._measure_spool()
+        self._backoff_until = 0.0
+        self._backoff = 0.0
+        self._ping_cache: tuple[float, bool] = (0.0, False)
+        self._thread = threading.Thread(target=self._run, name="analytics-sink", daemon=True)
+        self._thread.start()
+
+    # -- request path -------------------------------------------------------------------------
+    def write(self, line: str) -> None:
+        with self._lock:
+            self._buffer.append(line)
+            full = len(self._buffer) >= self.batch_size
+        if full:
+            self._wake.set()
+
+    def add_count(self, key: CounterKey, n: int = 1) -> None:
+        """Aggregate a counter in memory; one point per key and flush (e.g. rejected beacons)."""
+        with self._lock:
+            self._counters[key] += n
+
+    @property
+    def accepting(self) -> bool:
+        """False when the spool is full: the caller should answer 503 rather than drop data."""
+        return self._spool_bytes < self.spool_max_bytes
+
+    # -- flusher ------------------------------------------------------------------------------
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.flush_interval)
+            self._wake.clear()
+            try:
+                self.commit()
+                self.deliver()
+            except Exception:  # the flusher must survive anything; the spool keeps the data
+                log.exception("analytics sink flush failed")
+
+    def commit(self) -> int:
+        """Group commit: move the buffer and counters into one fsynced spool segment."""
+        with self._lock:
+            lines, self._buffer = self._buffer, []
+            counters, self._counters = self._counters, Counter()
+        if counters:
+            lines.extend(counter_lines(counters.items(), self.clock))
+        if not lines:
+            return 0
+        self._seq += 1
+        name = f"{time.time_ns():020d}-{self.slot:03d}-{self._seq:08d}.lp"
+        tmp = self.spool / f".{name}.tmp"
+        data = ("\n".join(lines) + "\n").encode()
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, self.spool / name)
+        self._fsync_dir()
+        self.stats["accepted"] += len(lines)
+        self._spool_bytes += len(data)
+        return len(lines)
+
+    def _fsync_dir(self) -> None:
+        fd = os.open(self.spool, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def pending_segments(self) -> list[Path]:
+        return sorted(self.spool.glob("*.lp"))
+
+    def deliver(self, deadline: float | None = None) -> None:
+        """Send pending segments oldest first; stop at the first outage and back off."""
+        if time.monotonic() < self._backoff_until:
+            return
+        for segment in self.pending_segments():
+            if deadline is not None and time.monotonic() > deadline:
+                break
+            if not self._deliver_segment(segment):
+                break
+        self._spool_bytes = self._measure_spool()
+
+    def _deliver_segment(self, segment: Path) -> bool:
+        try:
+            handle = segment.open("rb")
+        except FileNotFoundError:
+            return True  # another worker delivered it
+        with handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as err:
+                if err.errno in (errno.EAGAIN, errno.EACCES):
+                    return True  # another worker is delivering it
+                raise
+            if os.fstat(handle.fileno()).st_nlink == 0:
+                return True  # delivered and unlinked while we waited
+            lines = handle.read().decode().splitlines()
+            for start in range(0, len(lines), self.batch_size):
+                outcome = self._send(lines[start : start + self.batch_size])
+                if outcome == "retry":
+                    return False
+                if outcome == "invalid":
+                    self._set_aside(segment)
+                    return True
+            segment.unlink(missing_ok=True)
+            self.stats["delivered"] += len(lines)
+            self.stats["last_delivery"] = time.time()
+        return True
+
+    def _send(self, lines: list[str]) -> str:
+        try:
+            self._write_api.write(
+                bucket=self.target.bucket, org=self.target.org, record="\n".join(lines),
+                write_precision=WritePrecision.NS,
+            )
+        except ApiException as err:
+            self._note_error(f"InfluxDB answered {err.status}: {(err.body or '')[:300]}")
+            if err.status in (400, 413, 422):
+                self._last_invalid_reason = f"{err.status} {err.body}"
+                return "invalid"
+            self._start_backoff()
+            return "retry"
+        except (Urllib3Error, OSError) as err:
+            self._note_error(f"InfluxDB unreachable: {type(err).__name__}: {err}"[:300])
+            self._start_backoff()
+            return "retry"
+        self._backoff = 0.0
+        return "ok"
+
+    def _note_error(self, message: str) -> None:
+        self.stats["write_errors"] += 1
+        self.stats["last_error"] = message
+        log.warning("analytics write failed: %s", message)
+
+    def _start_backoff(self) -> None:
+        self._backoff = min(MAX_BACKOFF, max(0.5, self._backoff * 2))
+        self._backoff_until = time.monotonic() + self._backoff
+
+    def _set_aside(self, segment: Path) -> None:
+        target = self.rejected_dir / segment.name
+        os.rename(segment, target)
+        reason = getattr(self, "_last_invalid_reason", "invalid")
+        target.with_suffix(".reason").write_text(reason + "\n")
+        self.stats["rejected_points"] += sum(1 for _ in target.open("rb"))
+
+    def _measure_spool(self) -> int:
+        total = 0
+        for segment in self.spool.glob("*.lp"):
+            with contextlib.suppress(FileNotFoundError):
+                total += segment.stat().st_size
+        return total
+
+    # -- health and shutdown ------------------------------------------------------------------
+    def reachable(self, max_age: float = 2.0) -> bool:
+        checked, ok = self._ping_cache
+        if time.monotonic() - checked > max_age:
+            try:
+                ok = bool(self._client.ping())
+            except Exception:
+                ok = False
+            self._ping_cache = (time.monotonic(), ok)
+        return ok
+
+    def health(self) -> dict[str, Any]:
+        segments = self.pending_segments()
+        with self._lock:
+            buffered = len(self._buffer)
+        return {
+            "pid": os.getpid(),
+            "buffered": buffered,
+            "spool_segments": len(segments),
+            "spool_bytes": self._measure_spool(),
+            "spool_max_bytes": self.spool_max_bytes,
+            "set_aside_segments": len(list(self.rejected_dir.glob("*.lp"))),
+            **self.stats,
+        }
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop the flusher, commit what is buffered and deliver it while InfluxDB answers."""
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout=timeout)
+        self.commit()
+        self._backoff_until = 0.0
+        self.deliver(deadline=time.monotonic() + timeout)
+        self._client.close()
+        os.close(self._slot_fd)
+
+
+class InfluxAdmin:
+    """Buckets, tasks and queries: what setup, the CLI and the health check need."""
+
+    def __init__(self, url: str, org: str, token: str, timeout_ms: int = 30_000) -> None:
+        self.org = org
+        self.client = InfluxDBClient(url=url, token=token, org=org, timeout=timeout_ms)
+
+    def close(self) -> None:
+        self.client.close()
+
+    def org_id(self) -> str:
+        orgs = self.client.organizations_api().find_organizations(org=self.org)
+        return str(orgs[0].id)
+
+    def ensure_bucket(self, name: str, retention_seconds: int) -> str:
+        """Create the bucket, or bring its retention to the configured value. Returns its state."""
+        from influxdb_client import BucketRetentionRules
+
+        api = self.client.buckets_api()
+        rules = [BucketRetentionRules(type="expire", every_seconds=retention_seconds)]
+        existing = api.find_bucket_by_name(name)
+        if existing is None:
+            api.create_bucket(bucket_name=name, retention_rules=rules, org=self.org)
+            return "created"
+        current = existing.retention_rules[0].every_seconds if existing.retention_rules else 0
+        if current != retention_seconds:
+            existing.retention_rules = rules
+            api.update_bucket(existing)
+            return "updated"
+        return "unchanged"
+
+    def delete_bucket(self, name: str) -> None:
+        api = self.client.buckets_api()
+        bucket = api.find_bucket_by_name(name)
+        if bucket is not None:
+            api.delete_bucket(bucket)
+
+    def bucket_retention(self, name: str) -> int | None:
+        bucket = self.client.buckets_api().find_bucket_by_name(name)
+        if bucket is None:
+            return None
+        return int(bucket.retention_rules[0].every_seconds) if bucket.retention_rules else 0
+
+    def upsert_task(self, name: str, flux: str) -> str:
+        """Create the task, update it when its text changed, leave an identical one alone."""
+        from influxdb_client import TaskCreateRequest
+
+        api = self.client.tasks_api()
+        found = [t for t in api.find_tasks(name=name) if t.name == name]
+        if not found:
+            api.create_task(
+                task_create_request=TaskCreateRequest(
+                    flux=flux, org_id=self.org_id(), status="active", description=name
+                )
+            )
+            return "created"
+        task = found[0]
+        if task.flux == flux:
+            return "unchanged"
+        task.flux = flux
+        api.update_task(task)
+        return "updated"
+
+    def tasks(self, prefix: str = "") -> list[dict[str, Any]]:
+        out = []
+        for task in self.client.tasks_api().find_tasks():
+            if task.name.startswith(prefix):
+                out.append({
+                    "id": task.id, "name": task.name, "status": task.status,
+                    "every": task.every, "offset": task.offset,
+                    "last_run": task.latest_completed, "last_status": task.last_run_status,
+                    "last_error": task.last_run_error,
+                })
+        return sorted(out, key=lambda t: t["name"])
+
+    def run_task(self, name: str, scheduled_for: str, timeout: float = 60) -> dict[str, Any]:
+        """Run a task now as if scheduled at `scheduled_for` (RFC3339) and wait for the result."""
+        from influxdb_client.domain.run_manually import RunManually
+
+        api = self.client.tasks_api()
+        task = next(t for t in api.find_tasks(name=name) if t.name == name)
+        run = api.run_manually(task.id, run_manually=RunManually(scheduled_for=scheduled_for))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            current = api.get_run(task.id, run.id)
+            if current.status in ("success", "failed", "canceled"):
+                logs = [entry.message for entry in api.get_run_logs(task.id, run.id)]
+                return {"status": current.status, "logs": logs}
+            time.sleep(0.1)
+        raise TimeoutError(f"task {name} run did not finish in {timeout}s")
+
+    def query(self, flux: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        tables = self.client.query_api().query(flux, org=self.org, params=params)
+        return [record.values for table in tables for record in table.records]
+
+    def ping(self) -> bool:
+        try:
+            return bool(self.client.ping())
+        except Exception:
+            return False

@@ -1,0 +1,221 @@
+"""Server-side usage tracking for Flask apps: log_event, count, seen, mark and @track.
+
+Why here, in the same InfluxDB: seeds 000 and 001 describe two trackers (pseudonymised event logs,
+and counts / distinct identities / timeline marks); site owners want both beside their page
+analytics. Everything is cheap on the hot path: counts aggregate in the sink's memory and reach
+InfluxDB with its next group commit; `seen` hashes the identifier with the period salt (deleted
+when the period ends) so nothing stored can be linked back to it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import functools
+import json
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from . import privacy
+from .points import line
+from .settings import ConfigError
+
+if TYPE_CHECKING:
+    from .extension import AnalyticsState
+
+F = TypeVar("F", bound=Callable[..., Any])
+FIELD_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+RESERVED = {"pseudonym_id", "count", "event", "action", "timestamp", "request_id"}
+MAX_STR = 256
+usage_log = logging.getLogger("analytics.usage")
+
+
+def _json_logger() -> logging.Logger:
+    """`analytics.usage` emits at INFO whatever the root level, one JSON object per line."""
+    if not usage_log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        usage_log.addHandler(handler)
+    usage_log.setLevel(logging.INFO)
+    usage_log.propagate = False
+    return usage_log
+
+
+def snake_case(name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower()
+
+
+def _request_id() -> str | None:
+    try:
+        from flask import g, has_request_context, request
+    except ImportError:  # pragma: no cover - flask is a dependency
+        return None
+    if not has_request_context():
+        return None
+    rid = getattr(g, "request_id", None) or request.headers.get("X-Request-ID")
+    return str(rid)[:64] if rid else None
+
+
+class SeenRegistry:
+    """Distinct salted identifiers per (period, category), shared by a host's workers via flock."""
+
+    def __init__(self, directory: Path) -> None:
+        self.root = directory
+        self._lock = threading.Lock()
+        self._known: dict[tuple[str, str], set[str]] = {}
+        self._offsets: dict[tuple[str, str], int] = {}
+
+    def add(self, period: str, category: str, digest: str) -> tuple[bool, int]:
+        key = (period, category)
+        with self._lock:
+            known = self._known.setdefault(key, set())
+            if digest in known:
+                return False, len(known)
+            path = self.root / period / f"{privacy.visitor_hash(b'', '', category, '')}.seen"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("a+", encoding="ascii") as handle:
+                fcntl.flock(handle, fcntl.LOCK_EX)
+                handle.seek(self._offsets.get(key, 0))
+                known.update(handle.read().split())
+                new = digest not in known
+                if new:
+                    handle.write(digest + "\n")
+                    known.add(digest)
+                handle.flush()
+                self._offsets[key] = handle.tell()
+            self._prune(period)
+            return new, len(known)
+
+    def _prune(self, period: str) -> None:
+        for stale in [k for k in self._known if k[0] != period]:
+            self._known.pop(stale, None)
+            self._offsets.pop(stale, None)
+        for folder in self.root.glob("*"):
+            if folder.is_dir() and folder.name != period:
+                for file in folder.glob("*"):
+                    file.unlink(missing_ok=True)
+                folder.rmdir()
+
+
+class Usage:
+    def __init__(self, state: AnalyticsState) -> None:
+        self.state = state
+        cfg = state.config
+        self._pseudonymizer: privacy.Pseudonymizer | None = None
+        self._secret_error = ""
+        try:
+            self._pseudonymizer = privacy.Pseudonymizer(cfg.hmac_secret)
+        except ValueError as err:
+            self._secret_error = str(err)
+        self.seen_registry = SeenRegistry(Path(cfg.state_dir) / "seen")
+        self._log = _json_logger() if cfg.usage_log else None
+        self._golive_path = Path(cfg.state_dir) / f"golive-{cfg.bucket}"
+
+    def check_secret(self) -> None:
+        if self._pseudonymizer is None:
+            raise ConfigError(self._secret_error)
+
+    def pseudonym(self, user_id: str | None) -> str:
+        if self._pseudonymizer is None:
+            raise ConfigError(self._secret_error)  # fail closed: never store a raw user ID
+        return self._pseudonymizer(user_id)
+
+    def _action(self, action: str) -> str:
+        return self.state.guard.admit("usage", "action", action[:128])
+
+    def log_event(self, module: str, func: str, user_id: str | None, **fields: Any) -> None:
+        pseudonym = self.pseudonym(user_id)
+        clean = self._clean_fields(fields)
+        action = f"{module}.{func}"
+        sink = self.state.sink()
+        point_fields: dict[str, str | int | float | bool] = {"count": 1, "pseudonym_id": pseudonym}
+        point_fields.update({k: v for k, v in clean.items() if v is not None})
+        sink.write(line("usage", {"action": self._action(action)}, point_fields, sink.clock.next_ns()))
+        if self._log is not None:
+            record: dict[str, Any] = {"event": "usage", "action": action, "module": module,
+                                      "func": func, "pseudonym_id": pseudonym, **clean,
+                                      "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds")}
+            rid = _request_id()
+            if rid:
+                record["request_id"] = rid
+            self._log.info(json.dumps(record, separators=(",", ":"), default=str))
+
+    @staticmethod
+    def _clean_fields(fields: dict[str, Any]) -> dict[str, str | int | float | bool | None]:
+        out: dict[str, str | int | float | bool | None] = {}
+        for key, value in fields.items():
+            name = snake_case(key)
+            if not FIELD_NAME.match(name) or name in RESERVED:
+                raise ValueError(f"usage field name {key!r} is not allowed")
+            if value is not None and not isinstance(value, str | int | float | bool):
+                raise TypeError(f"usage field {key!r} must be str, int, float, bool or None")
+            out[name] = value[:MAX_STR] if isinstance(value, str) else value
+        return out
+
+    def count(self, event: str, category: str, n: int = 1) -> None:
+        guard = self.state.guard
+        tags = (("category", guard.admit("usage", "category", category[:64])),
+                ("event", guard.admit("usage", f"event:{category}", event[:64])))
+        self.state.sink().add_count(("usage_count", tags), n)
+
+    def seen(self, identifier: str, category: str) -> bool:
+        """True the first time `identifier` is seen in this salt period (across the host)."""
+        salts = self.state.salts
+        salt = salts.current()
+        period = privacy.period_key(salts.period, time.time())
+        digest = privacy.visitor_hash(salt, category, str(identifier), "seen")
+        new, distinct = self.seen_registry.add(period, category, digest)
+        if new:
+            sink = self.state.sink()
+            start_ns = int(privacy.period_start(salts.period, time.time())) * 1_000_000_000
+            cat = self.state.guard.admit("usage", "seen_category", category[:64])
+            sink.write(line("usage_seen", {"category": cat, "period": salts.period},
+                            {"distinct": distinct}, start_ns))
+        return new
+
+    def mark(self, name: str, category: str = "timeline") -> None:
+        sink = self.state.sink()
+        tags = {"category": self.state.guard.admit("usage", "mark_category", category[:64])}
+        sink.write(line("mark", tags, {"name": name[:MAX_STR], "count": 1}, sink.clock.next_ns()))
+
+    def mark_golive_once(self) -> bool:
+        """Record `golive` the first time this host starts for this bucket."""
+        try:
+            self._golive_path.parent.mkdir(parents=True, exist_ok=True)
+            with self._golive_path.open("x") as handle:
+                handle.write(datetime.now(UTC).isoformat() + "\n")
+        except FileExistsError:
+            return False
+        self.mark("golive")
+        return True
+
+    def track(self, action: str) -> Callable[[F], F]:
+        """Decorator: log every call of the function with its duration and whether it raised."""
+        module, _, func = action.rpartition(".")
+        self.check_secret()
+
+        def decorate(fn: F) -> F:
+            @functools.wraps(fn)
+            def wrapper(*args: Any, **kwargs: Any) -> Any:
+                started = time.perf_counter()
+                ok = False
+                try:
+                    result = fn(*args, **kwargs)
+                    ok = True
+                    return result
+                finally:
+                    elapsed = round((time.perf_counter() - started) * 1000, 3)
+                    self.log_event(module or fn.__module__, func or fn.__name__, None,
+                                   duration_ms=elapsed, ok=ok)
+
+            return wrapper  # type: ignore[return-value]
+
+        return decorate
+
+    def flush(self) -> None:
+        """Nothing buffered here: counts live in the sink, which close() commits."""

@@ -1,0 +1,122 @@
+"""The blueprint: thin views, and the only reader of `request`.
+
+Each view copies the few request parts the policy needs into a `RequestParts` and turns the
+collector's `Outcome` into a response: 204, or a 4xx with a short plain-text reason repeated in
+the `X-Analytics-Reason` header (GoatCounter's habit), never a 5xx for what a client sends.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from functools import lru_cache
+from importlib import resources
+from typing import TYPE_CHECKING
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from .collector import Outcome, RequestParts
+
+if TYPE_CHECKING:
+    from .extension import AnalyticsState
+
+AGENT_FILES = {"agent.js": "agent.min.js", "agent.debug.js": "agent.debug.js"}
+
+
+def _state() -> AnalyticsState:
+    return current_app.extensions["analytics"]  # type: ignore[no-any-return]
+
+
+def _read_body(limit: int) -> bytes:
+    """At most limit+1 bytes, whatever Content-Length claims, so an oversize body costs nothing."""
+    if request.content_length is not None and request.content_length > limit:
+        return b"x" * (limit + 1)
+    return request.stream.read(limit + 1)
+
+
+def _respond(outcome: Outcome) -> Response:
+    if outcome.status == 204:
+        return Response(status=204)
+    resp = Response(outcome.reason + "\n", status=outcome.status, mimetype="text/plain")
+    resp.headers["X-Analytics-Reason"] = outcome.reason
+    if outcome.status == 503:
+        resp.headers["Retry-After"] = "5"
+    return resp
+
+
+def collect(kind: str) -> Response:
+    state = _state()
+    headers = request.headers
+    parts = RequestParts(
+        body=_read_body(state.config.max_body),
+        content_type=headers.get("Content-Type", ""),
+        origin=headers.get("Origin"),
+        remote_addr=request.remote_addr,
+        forwarded_for=headers.get("X-Forwarded-For"),
+        user_agent=headers.get("User-Agent", ""),
+        dnt=headers.get("DNT"),
+        gpc=headers.get("Sec-GPC"),
+    )
+    return _respond(state.collector.handle(kind, parts))
+
+
+def pageview() -> Response:
+    return collect("pageview")
+
+
+def event() -> Response:
+    return collect("event")
+
+
+def health() -> tuple[Response, int]:
+    state = _state()
+    sink = state.sink()
+    reachable = sink.reachable()
+    body = {
+        "status": "ok" if reachable else "unavailable",
+        "influxdb": {"reachable": reachable, "bucket": state.config.bucket},
+        "writer": sink.health(),
+    }
+    return jsonify(body), 200 if reachable else 503
+
+
+@lru_cache(maxsize=4)
+def _agent_bytes(filename: str) -> tuple[bytes, str]:
+    data = resources.files("analytics_bp").joinpath("static", filename).read_bytes()
+    return data, hashlib.sha256(data).hexdigest()[:32]
+
+
+def agent(filename: str) -> Response:
+    try:
+        data, etag = _agent_bytes(AGENT_FILES[filename])
+    except (KeyError, FileNotFoundError):
+        return json_error(404, "not_found", "agent build missing: run `make agent`")
+    resp = Response(data, mimetype="application/javascript")
+    resp.set_etag(etag)
+    resp.headers["Cache-Control"] = "public, max-age=86400, stale-while-revalidate=604800"
+    resp.headers["X-Content-Type-Options"] = "nosniff"
+    return resp.make_conditional(request)
+
+
+def agent_min() -> Response:
+    return agent("agent.js")
+
+
+def agent_debug() -> Response:
+    return agent("agent.debug.js")
+
+
+def json_error(status: int, code: str, message: str) -> Response:
+    """The one JSON error shape of the JSON endpoints: {"error": {"code", "message"}}."""
+    resp = jsonify({"error": {"code": code, "message": message}})
+    resp.status_code = status
+    return resp
+
+
+def make_blueprint() -> Blueprint:
+    bp = Blueprint("analytics", __name__)
+    bp.add_url_rule("/pageview", view_func=pageview, methods=["POST"])
+    bp.add_url_rule("/event", view_func=event, methods=["POST"])
+    bp.add_url_rule("/health", view_func=health, methods=["GET"])
+    bp.add_url_rule("/agent.js", view_func=agent_min, methods=["GET"])
+    bp.add_url_rule("/agent.debug.js", view_func=agent_debug, methods=["GET"])
+    return bp
