@@ -370,11 +370,9 @@ class InfluxAdmin:
 
     def run_task(self, name: str, scheduled_for: str, timeout: float = 60) -> dict[str, Any]:
         """Run a task now as if scheduled at `scheduled_for` (RFC3339) and wait for the result."""
-        from influxdb_client.domain.run_manually import RunManually
-
         api = self.client.tasks_api()
         task = next(t for t in api.find_tasks(name=name) if t.name == name)
-        run = api.run_manually(task.id, run_manually=RunManually(scheduled_for=scheduled_for))
+        run = api.run_manually(task.id, scheduled_for=scheduled_for)  # type: ignore[arg-type]
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             current = api.get_run(task.id, run.id)

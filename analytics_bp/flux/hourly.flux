@@ -1,0 +1,46 @@
+// Hourly rollups of the raw bucket. Each run re-aggregates the two complete hours before it, so a
+// late point is counted on the next run, and a window processed again overwrites the same points.
+import "date"
+
+option task = {name: "__TASK_NAME__", every: 1h, offset: 5m}
+
+raw = "__RAW_BUCKET__"
+out = "__HOURLY_BUCKET__"
+stop = date.truncate(t: now(), unit: 1h)
+start = date.sub(d: 2h, from: stop)
+
+source = (measurement, field="count") =>
+    from(bucket: raw)
+        |> range(start: start, stop: stop)
+        |> filter(fn: (r) => r._measurement == measurement and r._field == field)
+
+rollup = (tables=<-, columns, name) =>
+    tables
+        |> group(columns: columns)
+        |> aggregateWindow(every: 1h, fn: sum, timeSrc: "_start", createEmpty: false)
+        |> set(key: "_measurement", value: name)
+        |> set(key: "_field", value: "count")
+        |> to(bucket: out)
+        |> yield(name: name)
+
+source(measurement: "pageview")
+    |> rollup(columns: ["domain", "page", "source", "browser", "os", "device", "country"], name: "pageviews")
+
+source(measurement: "event")
+    |> rollup(columns: ["domain", "event", "note"], name: "events")
+
+source(measurement: "usage")
+    |> rollup(columns: ["action"], name: "usage")
+
+source(measurement: "usage_count")
+    |> rollup(columns: ["category", "event"], name: "usage_counts")
+
+source(measurement: "rejected")
+    |> rollup(columns: ["reason"], name: "rejected")
+
+// Marks are rare and keep their own time: copied as they are, for Grafana annotations.
+from(bucket: raw)
+    |> range(start: start, stop: stop)
+    |> filter(fn: (r) => r._measurement == "mark")
+    |> to(bucket: out)
+    |> yield(name: "marks")

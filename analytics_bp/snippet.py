@@ -1,0 +1,44 @@
+"""The tag a site owner pastes: the agent's <script> with Subresource Integrity, and the stub.
+
+Why SRI: the agent runs on every page of the site; the hash pins the exact bytes the collector
+serves, so a tampered file is refused by the browser.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from functools import lru_cache
+from html import escape
+from importlib import resources
+
+# data-* options the agent reads (agent_js/src/agent.js); nothing else is rendered.
+AGENT_OPTIONS = {"endpoint": "endpoint", "allow_local": "allow-local", "hash": "hash"}
+QUEUE_STUB = (
+    "<script>window.recordEvent=window.recordEvent||function(){"
+    "(window.recordEvent.q=window.recordEvent.q||[]).push(arguments)}</script>"
+)
+
+
+@lru_cache(maxsize=2)
+def agent_sri(filename: str = "agent.min.js") -> str:
+    data = resources.files("analytics_bp").joinpath("static", filename).read_bytes()
+    return "sha384-" + base64.b64encode(hashlib.sha384(data).digest()).decode()
+
+
+def script_tag(base_url: str, **options: object) -> str:
+    """`<script defer src=".../agent.js" integrity=... data-...>`; options are allowlisted."""
+    attrs = [f'src="{escape(base_url.rstrip("/") + "/agent.js")}"',
+             f'integrity="{agent_sri()}"', 'crossorigin="anonymous"']
+    for key, value in options.items():
+        if key not in AGENT_OPTIONS:
+            raise TypeError(f"unknown agent option {key!r}; allowed: {sorted(AGENT_OPTIONS)}")
+        if value is True:
+            attrs.append(f"data-{AGENT_OPTIONS[key]}")
+        elif value not in (None, False):
+            attrs.append(f'data-{AGENT_OPTIONS[key]}="{escape(str(value))}"')
+    return f"<script defer {' '.join(attrs)}></script>"
+
+
+def queue_stub() -> str:
+    return QUEUE_STUB

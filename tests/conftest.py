@@ -1,0 +1,115 @@
+"""Fixtures: a real influxd for the session, a fresh bucket per test, and app factories.
+
+The session server is the one named by INFLUXDB_V2_URL/ORG/TOKEN when those are set (use an
+existing InfluxDB), else a throwaway influxd started from $INFLUXD (the Makefile provides it).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from influxdb_client import InfluxDBClient
+
+from analytics_bp import create_app
+from analytics_bp.localinflux import InfluxCredentials, LocalInflux
+from analytics_bp.sink import InfluxAdmin
+
+CHROME_UA = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Safari/537.36"
+)
+
+
+@dataclass
+class Influx:
+    creds: InfluxCredentials
+    client: InfluxDBClient
+    admin: InfluxAdmin
+    server: LocalInflux | None
+
+    def query(self, flux: str, **params: Any) -> list[dict[str, Any]]:
+        return self.admin.query(flux, params=params or None)
+
+    def raw_rows(self, bucket: str) -> list[dict[str, Any]]:
+        return self.query(
+            'from(bucket: b) |> range(start: 0) |> drop(columns: ["_start", "_stop"])', b=bucket
+        )
+
+
+@pytest.fixture(scope="session")
+def influx() -> Iterator[Influx]:
+    server = None
+    if all(os.environ.get(k) for k in ("INFLUXDB_V2_URL", "INFLUXDB_V2_ORG", "INFLUXDB_V2_TOKEN")):
+        creds = InfluxCredentials(os.environ["INFLUXDB_V2_URL"], os.environ["INFLUXDB_V2_ORG"],
+                                  os.environ["INFLUXDB_V2_TOKEN"])
+    else:
+        server = LocalInflux()
+        server.start()
+        creds = server.onboard()
+    client = InfluxDBClient(url=creds.url, token=creds.token, org=creds.org, timeout=30_000)
+    admin = InfluxAdmin(creds.url, creds.org, creds.token)
+    try:
+        yield Influx(creds, client, admin, server)
+    finally:
+        client.close()
+        admin.close()
+        if server is not None:
+            server.stop()
+
+
+@pytest.fixture
+def bucket(influx: Influx) -> Iterator[str]:
+    """A fresh raw bucket (and its rollup buckets, if a test creates them), deleted afterwards."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    influx.admin.ensure_bucket(name, 0)
+    yield name
+    for suffix in ("", "_1h", "_1d", "_1mo"):
+        influx.admin.delete_bucket(name + suffix)
+    for task in influx.admin.tasks(prefix=name + "_"):
+        influx.admin.client.tasks_api().delete_task(task["id"])
+
+
+@pytest.fixture
+def make_app(influx: Influx, bucket: str, tmp_path: Path) -> Iterator[Any]:
+    """Build standalone apps writing to the test bucket; their sinks are closed afterwards."""
+    apps: list[Flask] = []
+
+    def factory(**overrides: Any) -> Flask:
+        config: dict[str, Any] = {
+            "ANALYTICS_PERMITTED_DOMAINS": "example.com,*.example.org",
+            "ANALYTICS_PERMITTED_EVENTS": "socialclick,signup",
+            "ANALYTICS_NOTE_EVENTS": "socialclick",
+            "ANALYTICS_BUCKET": bucket,
+            "ANALYTICS_STATE_DIR": str(tmp_path / "state"),
+            "ANALYTICS_FLUSH_INTERVAL": 0.2,
+            "ANALYTICS_HMAC_SECRET": "test-secret",
+            **influx.creds.as_env(),
+        }
+        config.update(overrides)
+        app = create_app(**config)
+        app.testing = True
+        apps.append(app)
+        return app
+
+    yield factory
+    for app in apps:
+        app.extensions["analytics"].close()
+
+
+def flush(app: Flask) -> None:
+    """Deliver everything the app's sink holds (commit + deliver), as a graceful stop does."""
+    sink = app.extensions["analytics"].sink()
+    sink.commit()
+    sink.deliver()
+
+
+def random_token() -> str:
+    return secrets.token_hex(8)
