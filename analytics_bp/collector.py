@@ -147,5 +147,5 @@ class Collector:
         tags["event"] = beacon.event
         fields["note"] = beacon.note
         if beacon.event in self._note_events:
-            tags["note"] = self._bounded(domain, f"note:{beacon.event}", beacon.note or "(none)")
+            tags["label"] = self._bounded(domain, f"label:{beacon.event}", beacon.note or "(none)")
         return line("event", tags, fields, ts)

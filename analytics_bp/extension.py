@@ -106,6 +106,7 @@ class Analytics:
             self.init_app(app)
 
     def init_app(self, app: Flask) -> None:
+        secret_given = "ANALYTICS_HMAC_SECRET" in app.config
         settings.apply_defaults(app.config)
         cfg = settings.load(app.config)
         state = AnalyticsState(cfg, influx_target(app.config, cfg.bucket))
@@ -115,6 +116,7 @@ class Analytics:
             blueprint,
             resources={rf"{re.escape(cfg.url_prefix)}/(pageview|event)$": {}},
             origins=cors_origins(cfg),
+            send_wildcard="*" in cfg.cors_origins,
             methods=["POST", "OPTIONS"],
             allow_headers=["Content-Type"],
             max_age=86400,
@@ -127,6 +129,8 @@ class Analytics:
         from .usage import Usage
 
         state.usage = Usage(state)
+        if secret_given:
+            state.usage.check_secret()  # set but empty or "none": fail now, naming the setting
         self._last_state = state
 
     def state(self) -> AnalyticsState:

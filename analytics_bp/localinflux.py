@@ -47,8 +47,12 @@ class InfluxCredentials:
 
 
 def find_influxd() -> str:
-    """The influxd to run: $INFLUXD (set by the Makefile from scripts/influxd.sh) or PATH."""
+    """The influxd to run: $INFLUXD (the Makefile sets it from scripts/influxd.sh), PATH, or the
+    cache scripts/influxd.sh builds into."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "analytics-bp"
+    cached = cache / f"influxd-{os.environ.get('INFLUXD_VERSION', 'v2.9.1')}" / "influxd"
     path = os.environ.get("INFLUXD") or shutil.which("influxd")
+    path = path or (str(cached) if cached.exists() else None)
     if not path:
         raise RuntimeError(
             "no influxd found: run `scripts/influxd.sh` (make does) and export INFLUXD=<its output>"

@@ -137,7 +137,7 @@ class Pseudonymizer:
     """One-way, consistent HMAC-SHA256 pseudonyms of user IDs (seed 000)."""
 
     def __init__(self, secret: str) -> None:
-        if not secret or secret.strip().lower() == "none":
+        if not secret.strip() or secret.strip().lower() == "none":
             raise ValueError(
                 "ANALYTICS_HMAC_SECRET is empty or 'none': set a long random secret to use the "
                 "usage API (user IDs are pseudonymised with it)"

@@ -383,8 +383,13 @@ class InfluxAdmin:
         raise TimeoutError(f"task {name} run did not finish in {timeout}s")
 
     def query(self, flux: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Rows as dicts, without Flux's bookkeeping columns `result` and `table`."""
         tables = self.client.query_api().query(flux, org=self.org, params=params)
-        return [record.values for table in tables for record in table.records]
+        return [
+            {k: v for k, v in record.values.items() if k not in ("result", "table")}
+            for table in tables
+            for record in table.records
+        ]
 
     def ping(self) -> bool:
         try:

@@ -80,7 +80,7 @@ counts |> breakdown(columns: ["domain", "timezone", "platform"], name: "timezone
 from(bucket: raw)
     |> range(start: start, stop: stop)
     |> filter(fn: (r) => r._measurement == "event" and r._field == "count")
-    |> breakdown(columns: ["domain", "event", "note"], name: "events")
+    |> breakdown(columns: ["domain", "event", "label"], name: "events")
 
 // Distinct identifiers seen by the usage API: the latest count of each period, kept forever.
 from(bucket: raw)

@@ -1,0 +1,125 @@
+"""Privacy helpers: client address, truncation, salts (atomic, rotated, deleted), hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import multiprocessing
+from pathlib import Path
+
+import pytest
+
+from analytics_bp import privacy
+
+
+@pytest.mark.parametrize(
+    ("remote", "xff", "trusted", "expected"),
+    [
+        ("10.0.0.1", None, 0, "10.0.0.1"),
+        ("10.0.0.1", "1.2.3.4", 0, "10.0.0.1"),
+        ("127.0.0.1", "1.2.3.4", 1, "1.2.3.4"),
+        ("127.0.0.1", "6.6.6.6, 1.2.3.4", 1, "1.2.3.4"),
+        ("127.0.0.1", "6.6.6.6, 1.2.3.4, 10.0.0.2", 2, "1.2.3.4"),
+        ("127.0.0.1", "1.2.3.4", 2, "127.0.0.1"),
+    ],
+)
+def test_client_ip(remote: str, xff: str | None, trusted: int, expected: str) -> None:
+    assert privacy.client_ip(remote, xff, trusted) == expected
+
+
+@pytest.mark.parametrize(
+    ("ip", "expected"),
+    [
+        ("81.2.69.142", "81.2.69.0"),
+        ("2001:db8:85a3:1234:5678:8a2e:370:7334", "2001:db8:85a3::"),
+        ("not an ip", ""),
+    ],
+)
+def test_truncate_ip(ip: str, expected: str) -> None:
+    assert privacy.truncate_ip(ip) == expected
+
+
+class FakeClock:
+    def __init__(self, t: float) -> None:
+        self.t = t
+
+    def time(self) -> float:
+        return self.t
+
+
+DAY1 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
+
+
+def test_salt_is_shared_rotated_and_old_salts_deleted(tmp_path: Path) -> None:
+    clock = FakeClock(DAY1 + 3600)
+    a = privacy.SaltStore(str(tmp_path), "day", clock)
+    b = privacy.SaltStore(str(tmp_path), "day", clock)
+    first = a.current()
+    assert len(first) == 32 and b.current() == first
+    assert (tmp_path / "salt-2026-01-01").stat().st_mode & 0o777 == 0o600
+    clock.t = DAY1 + 86400 + 10  # next day, inside the grace window: old salt still on disk
+    second = a.current()
+    assert second != first
+    assert (tmp_path / "salt-2026-01-01").exists()
+    clock.t = DAY1 + 86400 + privacy.SALT_GRACE_SECONDS + 1
+    assert a.current() == second
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["salt-2026-01-02"]
+
+
+def test_month_salt_lasts_the_month(tmp_path: Path) -> None:
+    clock = FakeClock(DAY1)
+    store = privacy.SaltStore(str(tmp_path), "month", clock)
+    salt = store.current()
+    clock.t = DAY1 + 20 * 86400
+    assert store.current() == salt
+    clock.t = DAY1 + 32 * 86400
+    assert store.current() != salt
+
+
+def _salt_in_process(directory: str) -> bytes:
+    return privacy.SaltStore(directory, "day").current()
+
+
+def test_concurrent_processes_agree_on_one_salt(tmp_path: Path) -> None:
+    with multiprocessing.get_context("fork").Pool(4) as pool:
+        salts = pool.map(_salt_in_process, [str(tmp_path)] * 16)
+    assert len(set(salts)) == 1
+
+
+def test_visitor_hash_depends_on_every_part_and_salt() -> None:
+    base = privacy.visitor_hash(b"s" * 32, "example.com", "1.2.3.4", "UA")
+    assert len(base) == 16
+    assert base == privacy.visitor_hash(b"s" * 32, "example.com", "1.2.3.4", "UA")
+    for other in [
+        privacy.visitor_hash(b"t" * 32, "example.com", "1.2.3.4", "UA"),
+        privacy.visitor_hash(b"s" * 32, "example.org", "1.2.3.4", "UA"),
+        privacy.visitor_hash(b"s" * 32, "example.com", "1.2.3.5", "UA"),
+        privacy.visitor_hash(b"s" * 32, "example.com", "1.2.3.4", "UA2"),
+    ]:
+        assert other != base
+
+
+def test_hmac_pseudonym_vectors() -> None:
+    # RFC 4231 test case 2: key "Jefe", data "what do ya want for nothing?".
+    rfc = privacy.Pseudonymizer("Jefe")
+    assert rfc("what do ya want for nothing?") == (
+        "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+    )
+    pseudo = privacy.Pseudonymizer("your-secret-key")
+    assert pseudo("user123") == "7d8264afd9585503b85f5c647775202f301e9a79c0941adadfa58cfc92f3ab5d"
+    assert pseudo(None) == hmac.new(b"your-secret-key", b"unknown", hashlib.sha256).hexdigest()
+    assert pseudo(None) != pseudo("user123")
+
+
+@pytest.mark.parametrize("secret", ["", "none", "None", "  "])
+def test_missing_secret_fails_closed(secret: str) -> None:
+    with pytest.raises(ValueError, match="ANALYTICS_HMAC_SECRET"):
+        privacy.Pseudonymizer(secret)
+
+
+@pytest.mark.parametrize(
+    ("dnt", "gpc", "expected"),
+    [("1", None, True), (None, "1", True), ("0", "0", False), (None, None, False)],
+)
+def test_dnt_and_gpc(dnt: str | None, gpc: str | None, expected: bool) -> None:
+    assert privacy.wants_no_tracking(dnt, gpc) is expected
