@@ -14,12 +14,17 @@ from collections.abc import Iterable, Mapping
 
 _TAG_ESCAPE = re.compile(r"([,= ])")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_TAG_SPECIAL = re.compile(r"[,= \\\x00-\x1f\x7f]")
+_STR_SPECIAL = re.compile(r'["\\\x00-\x1f\x7f]')
 
 FieldValue = str | int | float | bool
 
 
 def escape_tag(value: str) -> str:
-    """Tag keys/values and field keys: escape `,` `=` and space; never empty, no backslash."""
+    """Tag values: escape `,` `=` and space; never empty, no backslash (it would escape the
+    delimiter after a trailing one). Most values need nothing: one regex search decides."""
+    if value and _TAG_SPECIAL.search(value) is None:
+        return value
     value = _CONTROL.sub("", value).replace("\\", "/")
     return _TAG_ESCAPE.sub(r"\\\1", value) if value else "(none)"
 
@@ -35,6 +40,8 @@ def format_field(value: FieldValue) -> str:
         return f"{value}i"
     if isinstance(value, float):
         return repr(value)
+    if _STR_SPECIAL.search(value) is None:
+        return f'"{value}"'
     text = _CONTROL.sub(" ", value).replace("\\", "\\\\").replace('"', '\\"')
     return f'"{text}"'
 
@@ -42,9 +49,10 @@ def format_field(value: FieldValue) -> str:
 def line(
     measurement: str, tags: Mapping[str, str], fields: Mapping[str, FieldValue], ts_ns: int
 ) -> str:
-    """One line of line protocol; tags sorted by key (InfluxDB's preferred order)."""
-    tag_part = "".join(f",{escape_tag(k)}={escape_tag(v)}" for k, v in sorted(tags.items()))
-    field_part = ",".join(f"{escape_tag(k)}={format_field(v)}" for k, v in fields.items())
+    """One line of line protocol; tags sorted by key (InfluxDB's preferred order). Keys are
+    never escaped: they are this package's identifiers or validated usage field names."""
+    tag_part = "".join(f",{k}={escape_tag(v)}" for k, v in sorted(tags.items()))
+    field_part = ",".join(f"{k}={format_field(v)}" for k, v in fields.items())
     return f"{escape_measurement(measurement)}{tag_part} {field_part} {ts_ns}"
 
 

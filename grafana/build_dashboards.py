@@ -1,0 +1,136 @@
+"""Generate grafana/dashboards/*.json from the panel definitions below.
+
+Why generated: every panel's Flux lives here once, readable; tests/test_rollups.py runs each
+query against real rollup buckets, and checks the committed JSON matches this file's output.
+Run `python grafana/build_dashboards.py` after changing a panel.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+OUT = Path(__file__).parent / "dashboards"
+DS = {"type": "influxdb", "uid": "analytics-influxdb"}
+
+
+def rollup(bucket: str, measurement: str, field: str = "count") -> str:
+    return (
+        f'from(bucket: v.defaultBucket + "_{bucket}")\n'
+        "  |> range(start: v.timeRangeStart, stop: v.timeRangeStop)\n"
+        f'  |> filter(fn: (r) => r._measurement == "{measurement}" and r._field == "{field}")\n'
+        '  |> filter(fn: (r) => r.domain =~ /^${domain:regex}$/ or not exists r.domain)\n'
+    )
+
+
+def top(bucket: str, measurement: str, columns: list[str], n: int = 20) -> str:
+    cols = json.dumps(columns)
+    return (
+        rollup(bucket, measurement)
+        + f"  |> group(columns: {cols})\n  |> sum()\n  |> group()\n"
+        + f'  |> sort(columns: ["_value"], desc: true)\n  |> limit(n: {n})'
+    )
+
+
+def series(bucket: str, measurement: str, by: list[str], fn: str = "sum", field: str = "count") -> str:
+    return (
+        rollup(bucket, measurement, field)
+        + f"  |> group(columns: {json.dumps(by)})\n"
+        + f"  |> aggregateWindow(every: v.windowPeriod, fn: {fn}, createEmpty: false)"
+    )
+
+
+BOUNCE = (
+    'from(bucket: v.defaultBucket + "_1d")\n'
+    "  |> range(start: v.timeRangeStart, stop: v.timeRangeStop)\n"
+    '  |> filter(fn: (r) => r._measurement == "traffic" and (r._field == "bounces" or r._field == "sessions"))\n'
+    '  |> filter(fn: (r) => r.domain =~ /^${domain:regex}$/)\n'
+    '  |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")\n'
+    '  |> map(fn: (r) => ({_time: r._time, domain: r.domain, _value: if r.sessions > 0 then 100.0 * float(v: r.bounces) / float(v: r.sessions) else 0.0}))\n'
+    '  |> group(columns: ["domain"])'
+)
+
+MARKS = (
+    'from(bucket: v.defaultBucket + "_1h")\n'
+    "  |> range(start: v.timeRangeStart, stop: v.timeRangeStop)\n"
+    '  |> filter(fn: (r) => r._measurement == "mark" and r._field == "name")\n'
+    '  |> keep(columns: ["_time", "_value", "category"])'
+)
+
+DOMAIN_VARIABLE = {
+    "name": "domain", "type": "query", "datasource": DS, "includeAll": True, "multi": True,
+    "current": {"text": "All", "value": "$__all"}, "refresh": 2,
+    "query": 'import "influxdata/influxdb/schema"\n'
+             'schema.tagValues(bucket: v.defaultBucket + "_1d", tag: "domain", '
+             "start: -400d)",
+}
+
+DASHBOARDS: dict[str, dict[str, Any]] = {
+    "traffic": {
+        "uid": "analytics-traffic", "title": "Analytics: traffic",
+        "panels": [
+            ("timeseries", "Pageviews", series("1h", "pageviews", ["domain"])),
+            ("timeseries", "Unique visitors per day", series("1d", "traffic", ["domain"], "max", "visitors")),
+            ("timeseries", "Sessions per day", series("1d", "traffic", ["domain"], "max", "sessions")),
+            ("timeseries", "Bounce rate (%)", BOUNCE),
+            ("timeseries", "Pages per session", series("1d", "traffic", ["domain"], "mean", "pages_per_session")),
+            ("timeseries", "Median load time (ms)", series("1d", "traffic", ["domain"], "mean", "load_ms_median")),
+            ("table", "Top pages", top("1d", "pages", ["domain", "page"])),
+            ("table", "Sources", top("1d", "sources", ["domain", "source"])),
+            ("table", "Browsers, OS and devices", top("1d", "agents", ["browser", "os", "device"])),
+            ("table", "Countries", top("1d", "countries", ["country"])),
+            ("table", "Timezones and platforms", top("1d", "timezones", ["timezone", "platform"])),
+        ],
+    },
+    "events": {
+        "uid": "analytics-events", "title": "Analytics: events",
+        "panels": [
+            ("timeseries", "Events", series("1h", "events", ["event"])),
+            ("table", "Events with notes", top("1d", "events", ["event", "label"], 50)),
+        ],
+    },
+    "usage": {
+        "uid": "analytics-usage", "title": "Analytics: server usage",
+        "panels": [
+            ("timeseries", "Usage by action", series("1h", "usage", ["action"])),
+            ("table", "Counts by category and event", top("1h", "usage_counts", ["category", "event"], 50)),
+            ("table", "Distinct identifiers per period", rollup("1d", "usage_seen", "distinct")
+             + '  |> group(columns: ["category", "period"])\n  |> last()'),
+            ("timeseries", "Rejected beacons by reason", series("1h", "rejected", ["reason"])),
+        ],
+    },
+}
+
+
+def panel(index: int, kind: str, title: str, query: str) -> dict[str, Any]:
+    return {
+        "id": index + 1, "type": kind, "title": title, "datasource": DS,
+        "gridPos": {"h": 8, "w": 12, "x": 12 * (index % 2), "y": 8 * (index // 2)},
+        "targets": [{"refId": "A", "datasource": DS, "query": query}],
+    }
+
+
+def dashboard(spec: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "uid": spec["uid"], "title": spec["title"], "schemaVersion": 39, "version": 1,
+        "editable": True, "time": {"from": "now-30d", "to": "now"}, "tags": ["analytics"],
+        "templating": {"list": [DOMAIN_VARIABLE]},
+        "annotations": {"list": [{
+            "name": "Marks", "enable": True, "datasource": DS, "iconColor": "purple",
+            "target": {"refId": "Anno", "query": MARKS},
+        }]},
+        "panels": [panel(i, *p) for i, p in enumerate(spec["panels"])],
+    }
+
+
+def render_all() -> dict[str, str]:
+    return {f"{name}.json": json.dumps(dashboard(spec), indent=2) + "\n"
+            for name, spec in DASHBOARDS.items()}
+
+
+if __name__ == "__main__":
+    OUT.mkdir(exist_ok=True)
+    for filename, text in render_all().items():
+        (OUT / filename).write_text(text)
+        print("wrote", OUT / filename)

@@ -1,0 +1,351 @@
+"""Rollup tasks and dashboards on a real InfluxDB, against figures computed here independently."""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+import sys
+from collections import Counter, defaultdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from influxdb_client.client.write_api import SYNCHRONOUS
+
+from analytics_bp import rollups, settings
+from analytics_bp.points import line
+
+from .conftest import Influx
+
+ROOT = Path(__file__).parent.parent
+sys.path.insert(0, str(ROOT / "grafana"))
+import build_dashboards  # noqa: E402
+
+DAYS = [datetime(2026, 2, 28, tzinfo=UTC), datetime(2026, 3, 1, tzinfo=UTC),
+        datetime(2026, 3, 2, tzinfo=UTC)]
+
+
+def make_dataset() -> list[dict[str, Any]]:
+    """Pageviews on three days (10:00-11:59), two domains, sessions with 1..3 pages."""
+    rows = []
+    n = 0
+    for d, day in enumerate(DAYS):
+        for domain, sessions in (("a.example", 5 + d), ("b.example", 2)):
+            for s in range(sessions):
+                pages = 1 + (s + d) % 3
+                for p in range(pages):
+                    n += 1
+                    rows.append({
+                        "time": day + timedelta(hours=10, minutes=(7 * n) % 120, microseconds=n),
+                        "domain": domain, "page": f"/p{(s + p) % 4}",
+                        "source": ["direct", "google.com", "internal"][s % 3],
+                        "browser": ["Chrome", "Firefox"][s % 2], "os": "Linux",
+                        "device": ["desktop", "mobile"][p % 2], "country": ["GB", "DE"][s % 2],
+                        "timezone": str(-60 * (s % 2)), "platform": "linux",
+                        "sess": f"{domain[0]}{d}s{s}", "visitor": f"v{domain[0]}{d}-{s % 4}",
+                        "load_ms": 100 + 10 * ((n * 37) % 50),
+                    })
+    return rows
+
+
+def to_lines(rows: list[dict[str, Any]]) -> list[str]:
+    out = []
+    for r in rows:
+        tags = {k: r[k] for k in ("domain", "page", "source", "browser", "os", "device",
+                                  "country", "timezone", "platform")}
+        fields = {"count": 1, "visitor": r["visitor"], "sess_id": r["sess"], "pages": 1,
+                  "load_ms": r["load_ms"]}
+        out.append(line("pageview", tags, fields, int(r["time"].timestamp() * 1e9)))
+    return out
+
+
+EVENTS = [
+    (DAYS[1] + timedelta(hours=10, minutes=5), "a.example", "socialclick", "twitter"),
+    (DAYS[1] + timedelta(hours=10, minutes=6), "a.example", "socialclick", "twitter"),
+    (DAYS[1] + timedelta(hours=11, minutes=1), "a.example", "socialclick", "mastodon"),
+    (DAYS[1] + timedelta(hours=11, minutes=2), "a.example", "signup", None),
+]
+
+
+def event_lines() -> list[str]:
+    out = []
+    for i, (t, domain, event, label) in enumerate(EVENTS):
+        tags = {"domain": domain, "event": event, "page": "/", "platform": "linux"}
+        if label:
+            tags["label"] = label
+        out.append(line("event", tags, {"count": 1, "note": label or "x"},
+                        int(t.timestamp() * 1e9) + i))
+    t = int((DAYS[1] + timedelta(hours=10, minutes=30)).timestamp() * 1e9)
+    out += [
+        line("usage", {"action": "docs.extract"}, {"count": 1, "pseudonym_id": "p1"}, t),
+        line("usage", {"action": "docs.extract"}, {"count": 1, "pseudonym_id": "p2"}, t + 1),
+        line("usage_count", {"category": "api", "event": "call"}, {"count": 5}, t + 2),
+        line("mark", {"category": "timeline"}, {"name": "deploy v2", "count": 1}, t + 3),
+        line("rejected", {"reason": "bad_json"}, {"count": 3}, t + 4),
+        line("usage_seen", {"category": "logins", "period": "day"}, {"distinct": 7},
+             int(DAYS[1].timestamp() * 1e9)),
+    ]
+    return out
+
+
+def write(influx: Influx, bucket: str, lines: list[str]) -> None:
+    influx.client.write_api(write_options=SYNCHRONOUS).write(bucket=bucket, record=lines)
+
+
+def setup_rollups(influx: Influx, bucket: str, salt: str = "day") -> settings.Config:
+    cfg = settings.load({"ANALYTICS_PERMITTED_DOMAINS": "a.example", "ANALYTICS_BUCKET": bucket,
+                         "ANALYTICS_SALT_PERIOD": salt, "ANALYTICS_RAW_RETENTION": "0"})
+    report = rollups.setup(cfg, influx.admin)
+    assert set(report.values()) <= {"created", "unchanged"}
+    return cfg
+
+
+def run(influx: Influx, bucket: str, stem: str, at: datetime) -> None:
+    result = influx.admin.run_task(f"{bucket}_{stem}", at.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    assert result["status"] == "success", result["logs"][-1]
+
+
+def run_all(influx: Influx, bucket: str) -> None:
+    for day in DAYS:
+        run(influx, bucket, "hourly", day + timedelta(hours=12))
+    for day in DAYS:
+        run(influx, bucket, "daily", day + timedelta(days=1, hours=1))
+    run(influx, bucket, "monthly", DAYS[-1] + timedelta(days=1))
+
+
+def table(influx: Influx, bucket: str, measurement: str, keys: list[str]) -> dict[tuple, Any]:
+    rows = influx.query('from(bucket: b) |> range(start: 0) '
+                        '|> filter(fn: (r) => r._measurement == m)', b=bucket, m=measurement)
+    return {tuple([r["_time"]] + [r.get(k) for k in keys]): r["_value"] for r in rows}
+
+
+def expected_daily_traffic(rows: list[dict[str, Any]]) -> dict[tuple, Any]:
+    by_day: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        day = r["time"].replace(hour=0, minute=0, second=0, microsecond=0)
+        by_day[(day, r["domain"])].append(r)
+    out: dict[tuple, Any] = {}
+    for (day, domain), items in by_day.items():
+        per_session = Counter(r["sess"] for r in items)
+        out[(day, domain, "pageviews")] = len(items)
+        out[(day, domain, "visitors")] = len({r["visitor"] for r in items})
+        out[(day, domain, "sessions")] = len(per_session)
+        out[(day, domain, "bounces")] = sum(1 for c in per_session.values() if c == 1)
+        out[(day, domain, "pages_per_session")] = statistics.mean(per_session.values())
+        out[(day, domain, "load_ms_median")] = float(statistics.median(r["load_ms"] for r in items))
+    return out
+
+
+@pytest.fixture
+def loaded(influx: Influx, bucket: str) -> list[dict[str, Any]]:
+    rows = make_dataset()
+    write(influx, bucket, to_lines(rows) + event_lines())
+    return rows
+
+
+@pytest.fixture(scope="module")
+def rolled(influx: Influx) -> Any:
+    """One dataset rolled up once, for the tests that only read the rollups."""
+    name = "t_rolled_" + datetime.now(UTC).strftime("%H%M%S%f")
+    influx.admin.ensure_bucket(name, 0)
+    rows = make_dataset()
+    write(influx, name, to_lines(rows) + event_lines())
+    setup_rollups(influx, name)
+    run_all(influx, name)
+    yield name, rows
+    for suffix in ("", "_1h", "_1d", "_1mo"):
+        influx.admin.delete_bucket(name + suffix)
+    for task in influx.admin.tasks(prefix=name + "_"):
+        influx.admin.client.tasks_api().delete_task(task["id"])
+
+
+def test_rollups_match_independent_figures_and_rerun_changes_nothing(
+    influx: Influx, rolled: Any
+) -> None:
+    bucket, loaded = rolled
+    snapshots = []
+    for attempt in range(2):
+        hourly = table(influx, bucket + "_1h", "pageviews", ["domain", "page", "source", "browser",
+                                                              "os", "device", "country"])
+        expected_hourly = Counter(
+            (r["time"].replace(minute=0, second=0, microsecond=0), r["domain"], r["page"],
+             r["source"], r["browser"], r["os"], r["device"], r["country"]) for r in loaded)
+        assert hourly == dict(expected_hourly)
+
+        traffic = {k: v for k, v in table(influx, bucket + "_1d", "traffic", ["domain"]).items()}
+        got = {}
+        for r in influx.query('from(bucket: b) |> range(start: 0) '
+                              '|> filter(fn: (r) => r._measurement == "traffic")',
+                              b=bucket + "_1d"):
+            got[(r["_time"], r["domain"], r["_field"])] = r["_value"]
+        assert got == pytest.approx(expected_daily_traffic(loaded))
+        assert traffic  # the same points, read the other way
+
+        pages = table(influx, bucket + "_1d", "pages", ["domain", "page"])
+        assert pages == dict(Counter(
+            (r["time"].replace(hour=0, minute=0, second=0, microsecond=0), r["domain"], r["page"])
+            for r in loaded))
+
+        monthly = {(r["_time"].month, r["domain"], r["_field"]): r["_value"] for r in influx.query(
+            'from(bucket: b) |> range(start: 0)', b=bucket + "_1mo")}
+        daily = expected_daily_traffic(loaded)
+        for month, days in ((2, DAYS[:1]), (3, DAYS[1:])):
+            for domain in ("a.example", "b.example"):
+                for field in ("pageviews", "sessions", "bounces"):
+                    assert monthly[(month, domain, field)] == sum(
+                        daily[(d, domain, field)] for d in days)
+                assert monthly[(month, domain, "visitors")] == pytest.approx(
+                    statistics.mean(daily[(d, domain, "visitors")] for d in days))
+        snapshots.append((hourly, got, pages, monthly))
+        if attempt == 0:
+            run_all(influx, bucket)  # second pass: every window processed again
+    assert snapshots[0] == snapshots[1]
+
+
+def test_breakdowns_events_usage_and_marks(influx: Influx, rolled: Any) -> None:
+    bucket, loaded = rolled
+    day = lambda r: r["time"].replace(hour=0, minute=0, second=0, microsecond=0)  # noqa: E731
+    for measurement, keys in (("sources", ["source"]), ("countries", ["country"]),
+                              ("agents", ["browser", "os", "device"]),
+                              ("timezones", ["timezone", "platform"])):
+        got = table(influx, bucket + "_1d", measurement, ["domain", *keys])
+        assert got == dict(Counter((day(r), r["domain"], *[r[k] for k in keys]) for r in loaded))
+    events = table(influx, bucket + "_1h", "events", ["domain", "event", "label"])
+    h10, h11 = DAYS[1] + timedelta(hours=10), DAYS[1] + timedelta(hours=11)
+    assert events == {(h10, "a.example", "socialclick", "twitter"): 2,
+                      (h11, "a.example", "socialclick", "mastodon"): 1,
+                      (h11, "a.example", "signup", None): 1}
+    assert table(influx, bucket + "_1h", "usage", ["action"]) == {(h10, "docs.extract"): 2}
+    assert table(influx, bucket + "_1h", "usage_counts", ["category", "event"]) == {
+        (h10, "api", "call"): 5}
+    assert table(influx, bucket + "_1h", "rejected", ["reason"]) == {(h10, "bad_json"): 3}
+    marks = influx.query('from(bucket: b) |> range(start: 0) |> filter(fn: (r) => '
+                         'r._measurement == "mark" and r._field == "name")', b=bucket + "_1h")
+    assert [m["_value"] for m in marks] == ["deploy v2"]
+
+
+def test_late_points_are_counted_by_the_next_run(influx: Influx, bucket: str) -> None:
+    setup_rollups(influx, bucket)
+    t = DAYS[0] + timedelta(hours=10, minutes=50)
+    pv = lambda i: line("pageview", {"domain": "a.example", "page": "/", "source": "direct",  # noqa: E731
+                                     "browser": "B", "os": "O", "device": "desktop",
+                                     "country": "unknown"},
+                        {"count": 1, "visitor": "v", "sess_id": "s"}, int(t.timestamp() * 1e9) + i)
+    write(influx, bucket, [pv(0)])
+    run(influx, bucket, "hourly", DAYS[0] + timedelta(hours=11))
+    write(influx, bucket, [pv(1)])  # arrives late, after its hour was rolled up
+    run(influx, bucket, "hourly", DAYS[0] + timedelta(hours=12))
+    rows = influx.query('from(bucket: b) |> range(start: 0)', b=bucket + "_1h")
+    assert [(r["_time"], r["_value"]) for r in rows] == [(DAYS[0] + timedelta(hours=10), 2)]
+
+
+def test_month_salt_gives_true_monthly_uniques(influx: Influx, bucket: str,
+                                               loaded: list[dict[str, Any]]) -> None:
+    setup_rollups(influx, bucket, salt="month")
+    run_all(influx, bucket)
+    rows = influx.query('from(bucket: b) |> range(start: 0) '
+                        '|> filter(fn: (r) => r._field == "visitors")', b=bucket + "_1mo")
+    got = {(r["_time"].month, r["domain"]): r["_value"] for r in rows}
+    expected = {}
+    for month in (2, 3):
+        for domain in ("a.example", "b.example"):
+            expected[(month, domain)] = float(len({r["visitor"] for r in loaded
+                                                   if r["time"].month == month
+                                                   and r["domain"] == domain}))
+    assert got == expected
+
+
+def test_setup_is_idempotent_and_updates_changed_tasks(influx: Influx, bucket: str) -> None:
+    cfg = setup_rollups(influx, bucket)
+    again = rollups.setup(cfg, influx.admin)
+    assert set(again.values()) == {"unchanged"}
+    changed = settings.load({"ANALYTICS_PERMITTED_DOMAINS": "a.example", "ANALYTICS_BUCKET": bucket,
+                             "ANALYTICS_SALT_PERIOD": "month", "ANALYTICS_RAW_RETENTION": "40d"})
+    report = rollups.setup(changed, influx.admin)
+    assert report[f"task {bucket}_monthly"] == "updated"
+    assert report[f"task {bucket}_hourly"] == "unchanged"
+    assert report[f"bucket {bucket}"] == "updated"
+    assert influx.admin.bucket_retention(bucket) == 40 * 86400
+    assert influx.admin.bucket_retention(bucket + "_1d") == 0
+    names = [t["name"] for t in influx.admin.tasks(prefix=bucket + "_")]
+    assert names == [f"{bucket}_daily", f"{bucket}_hourly", f"{bucket}_monthly"]
+
+
+@pytest.mark.parametrize("name", ['a"b', "x${y}", "back\\slash", 'q\\"${'])
+def test_flux_string_escapes_everything(influx: Influx, name: str) -> None:
+    rows = influx.query("import \"array\"\narray.from(rows: [{v: " + rollups.flux_string(name)
+                        + "}])")
+    assert rows[0]["v"] == name
+
+
+def test_unsafe_bucket_names_are_refused() -> None:
+    with pytest.raises(settings.ConfigError, match="ANALYTICS_BUCKET"):
+        settings.load({"ANALYTICS_PERMITTED_DOMAINS": "a", "ANALYTICS_BUCKET": 'x") |> drop('})
+
+
+def test_committed_dashboards_are_generated_from_the_definitions() -> None:
+    for filename, text in build_dashboards.render_all().items():
+        assert (ROOT / "grafana" / "dashboards" / filename).read_text() == text, filename
+
+
+def grafana_queries() -> list[tuple[str, str, str]]:
+    out = []
+    for path in sorted((ROOT / "grafana" / "dashboards").glob("*.json")):
+        board = json.loads(path.read_text())
+        assert board["uid"].startswith("analytics-")
+        for p in board["panels"]:
+            for target in p["targets"]:
+                out.append((path.stem, p["title"], target["query"]))
+        for anno in board["annotations"]["list"]:
+            out.append((path.stem, "annotation " + anno["name"], anno["target"]["query"]))
+        for var in board["templating"]["list"]:
+            out.append((path.stem, "variable " + var["name"], var["query"]))
+    return out
+
+
+def substitute(query: str, bucket: str, domain_regex: str = ".*") -> str:
+    """Do what Grafana does before sending a panel's query: bind v.* and ${domain:regex}."""
+    prelude = (f'v = {{timeRangeStart: 2026-02-01T00:00:00Z, timeRangeStop: 2026-04-01T00:00:00Z, '
+               f'windowPeriod: 1d, defaultBucket: {rollups.flux_string(bucket)}}}\n')
+    query = query.replace("${domain:regex}", domain_regex)
+    lines = query.splitlines()
+    imports = [ln for ln in lines if ln.startswith("import ")]
+    rest = [ln for ln in lines if not ln.startswith("import ")]
+    return "\n".join(imports + [prelude] + rest)
+
+
+EXPECTED_FIRST_ROWS = {
+    "Top pages": lambda rows, data: rows[0]["_value"] == max(
+        Counter((r["domain"], r["page"]) for r in data).values()),
+    "Pageviews": lambda rows, data: sum(r["_value"] for r in rows) == len(data),
+    "Countries": lambda rows, data: {r["country"]: r["_value"] for r in rows} == dict(
+        Counter(r["country"] for r in data)),
+    "Events with notes": lambda rows, data: {(r["event"], r.get("label")): r["_value"]
+                                             for r in rows} == {
+        ("socialclick", "twitter"): 2, ("socialclick", "mastodon"): 1, ("signup", None): 1},
+    "Distinct identifiers per period": lambda rows, data: [
+        (r["category"], r["period"], r["_value"]) for r in rows] == [("logins", "day", 7)],
+    "annotation Marks": lambda rows, data: [r["_value"] for r in rows] == ["deploy v2"],
+    "variable domain": lambda rows, data: [r["_value"] for r in rows] == ["a.example",
+                                                                          "b.example"],
+}
+
+
+def test_every_dashboard_query_runs_on_the_rollups(influx: Influx, rolled: Any) -> None:
+    bucket, loaded = rolled
+    queries = grafana_queries()
+    assert len(queries) >= 18
+    for board, title, query in queries:
+        assert "v.timeRangeStart" in query or title.startswith("variable")
+        rows = influx.query(substitute(query, bucket))
+        assert rows, f"{board}/{title} returned nothing"
+        check = EXPECTED_FIRST_ROWS.get(title)
+        if check:
+            assert check(rows, loaded), f"{board}/{title}: {rows[:3]}"
+    # the domain variable narrows every panel that has a domain
+    only_b = influx.query(substitute(dict(((t, q) for _, t, q in queries))["Pageviews"], bucket,
+                                     re.escape("b.example")))
+    assert {r["domain"] for r in only_b} == {"b.example"}
+    assert sum(r["_value"] for r in only_b) == sum(1 for r in loaded if r["domain"] == "b.example")
