@@ -1,0 +1,128 @@
+"""Real servers for tests: gunicorn serving the collector, nginx in front, a static site."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from analytics_bp.localinflux import free_port
+
+ROOT = Path(__file__).parent.parent
+VENV_BIN = Path(sys.executable).parent
+
+
+def wait_http(url: str, timeout: float = 20, ok: tuple[int, ...] = (200,)) -> None:
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                if resp.status in ok:
+                    return
+        except Exception as err:  # not up yet
+            last = err
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} not ready after {timeout}s: {last}")
+
+
+class Gunicorn:
+    """The collector under a real gunicorn (the repository's gunicorn.conf.py)."""
+
+    def __init__(self, env: Mapping[str, str], workers: int = 2, log: Path | None = None,
+                 extra_args: tuple[str, ...] = ()) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, **env, "ANALYTICS_BIND": f"127.0.0.1:{self.port}",
+                    "ANALYTICS_WORKERS": str(workers)}
+        self.log_path = log or Path(env.get("ANALYTICS_STATE_DIR", "/tmp")) / "gunicorn.log"
+        self.extra_args = extra_args
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Gunicorn:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [str(VENV_BIN / "gunicorn"), "-c", str(ROOT / "gunicorn.conf.py"), *self.extra_args,
+             "analytics_bp:create_app()"],
+            env=self.env, cwd=ROOT, stdout=log, stderr=log)
+        log.close()
+        try:
+            wait_http(self.url + "/analytics/health")
+        except RuntimeError:
+            self.stop()
+            raise RuntimeError("gunicorn did not start:\n" + self.log()) from None
+        return self
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+    def signal(self, sig: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+
+    def worker_pids(self) -> list[int]:
+        assert self.proc is not None
+        out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True)
+        return [int(p) for p in out.stdout.split()]
+
+    def stop(self, timeout: float = 40) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def __enter__(self) -> Gunicorn:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class StaticSite:
+    """Serve fixed pages (path -> html) on another origin than the collector."""
+
+    def __init__(self, pages: dict[str, str]) -> None:
+        self.pages = pages
+        site = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                path = self.path.split("?")[0].split("#")[0]
+                body = site.pages.get(path) or site.pages.get("*")
+                if body is None:
+                    self.send_response(404)
+                    self.end_headers()
+                    return
+                data = body.encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> StaticSite:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
