@@ -126,3 +126,93 @@ class StaticSite:
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class Nginx:
+    """A real nginx (Debian's) running the shipped config, rendered for this machine."""
+
+    def __init__(self, upstream: str, workdir: Path, rate: str = "10r/s") -> None:
+        from analytics_bp.nginxconf import render_example
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.prefix = workdir / "nginx"
+        self.prefix.mkdir(parents=True, exist_ok=True)
+        self.conf = self.prefix / "nginx.conf"
+        self.conf.write_text(render_example(
+            listen=f"127.0.0.1:{self.port}", upstream=upstream, prefix=str(self.prefix),
+            static_root=str(ROOT / "analytics_bp" / "static"), rate=rate))
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> Nginx:
+        nginx = "/usr/sbin/nginx"
+        check = subprocess.run([nginx, "-t", "-c", str(self.conf), "-p", str(self.prefix)],
+                               capture_output=True, text=True)
+        assert check.returncode == 0, check.stderr
+        self.proc = subprocess.Popen([nginx, "-c", str(self.conf), "-p", str(self.prefix),
+                                      "-g", "daemon off;"])
+        wait_http(self.url + "/analytics/agent.js")
+        return self
+
+    def access_log(self) -> str:
+        path = self.prefix / "analytics.log"
+        return path.read_text() if path.exists() else ""
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGQUIT)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+class Sender:
+    """Send beacons from a thread at a steady rate; remember when each got which status."""
+
+    def __init__(self, url: str, body: bytes, rate: float = 50,
+                 headers: Mapping[str, str] | None = None) -> None:
+        self.url = url
+        self.body = body
+        self.interval = 1.0 / rate
+        self.headers = {"Content-Type": "text/plain", "User-Agent": CHROME_LIKE_UA,
+                        **(headers or {})}
+        self.results: list[tuple[float, int]] = []
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import http.client
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(self.url)
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+                conn.request("POST", parts.path, body=self.body, headers=self.headers)
+                status = conn.getresponse().status
+                conn.close()
+            except OSError:
+                status = 0
+            self.results.append((time.monotonic(), status))
+            delay = self.interval - (time.monotonic() - started)
+            if delay > 0:
+                time.sleep(delay)
+
+    def ok(self) -> int:
+        return sum(1 for _, s in self.results if s == 204)
+
+    def __enter__(self) -> Sender:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self.thread.join(timeout=20)
+
+
+CHROME_LIKE_UA = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Safari/537.36"
+)

@@ -1,0 +1,145 @@
+"""`make run`: the whole local stack with zero configuration.
+
+Starts (or reuses) a local influxd with its data in .run/influxd, onboards it on first use, creates
+the buckets and rollup tasks, and serves the collector (with a demo page at /) under gunicorn on
+http://127.0.0.1:8000; with ANALYTICS_NGINX=1 also nginx in front on :8080. Every environment
+variable overrides its default: set INFLUXDB_V2_URL/ORG/TOKEN to use an existing InfluxDB instead.
+Writes the InfluxDB URL, org and token it uses to .run/env. Ctrl-C or SIGTERM stops everything.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from . import rollups, settings
+from .localinflux import InfluxCredentials, LocalInflux, free_port
+from .sink import InfluxAdmin
+
+RUN = Path(".run")
+DEFAULTS = {
+    "ANALYTICS_PERMITTED_DOMAINS": "localhost,127.0.0.1",
+    "ANALYTICS_PERMITTED_EVENTS": "signup,socialclick",
+    "ANALYTICS_NOTE_EVENTS": "socialclick",
+    "ANALYTICS_DEMO": "1",
+    "ANALYTICS_STATE_DIR": str(RUN.resolve() / "state"),
+    "ANALYTICS_BIND": "127.0.0.1:8000",
+}
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    if not path.exists():
+        return {}
+    pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+    return {k.strip(): v.strip() for k, v in pairs}
+
+
+def port_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def start_influx() -> tuple[InfluxCredentials, LocalInflux | None]:
+    if all(os.environ.get(k) for k in ("INFLUXDB_V2_URL", "INFLUXDB_V2_ORG", "INFLUXDB_V2_TOKEN")):
+        creds = InfluxCredentials(os.environ["INFLUXDB_V2_URL"], os.environ["INFLUXDB_V2_ORG"],
+                                  os.environ["INFLUXDB_V2_TOKEN"])
+        print(f"using the InfluxDB at {creds.url} (from INFLUXDB_V2_*)")
+        return creds, None
+    saved = read_env_file(RUN / "env")
+    server = LocalInflux(data_dir=str(RUN.resolve() / "influxd"),
+                         port=8086 if port_free(8086) else free_port())
+    server.start()
+    if server.needs_setup():
+        creds = server.onboard()
+    else:
+        creds = InfluxCredentials(server.url, saved.get("INFLUXDB_V2_ORG", "analytics"),
+                                  saved.get("INFLUXDB_V2_TOKEN", ""))
+        if not creds.token:
+            server.stop()
+            raise SystemExit(".run/influxd exists but .run/env has no token: delete .run/ and retry")
+    print(f"started influxd {server.url} (data in {server.data_dir}, log {server.log_path})")
+    return creds, server
+
+
+def write_env_file(creds: InfluxCredentials) -> None:
+    RUN.mkdir(exist_ok=True)
+    (RUN / "env").write_text("".join(f"{k}={v}\n" for k, v in creds.as_env().items()))
+    os.chmod(RUN / "env", 0o600)
+
+
+def setup(env: dict[str, str], creds: InfluxCredentials) -> None:
+    cfg = settings.load(env)
+    admin = InfluxAdmin(creds.url, creds.org, creds.token)
+    try:
+        for what, outcome in rollups.setup(cfg, admin).items():
+            print(f"  {what}: {outcome}")
+    finally:
+        admin.close()
+
+
+def start_nginx(gunicorn_bind: str) -> subprocess.Popen[bytes] | None:
+    if os.environ.get("ANALYTICS_NGINX") != "1":
+        return None
+    from .nginxconf import render_example
+
+    conf = RUN.resolve() / "nginx.conf"
+    conf.write_text(render_example(listen="127.0.0.1:8080", upstream=gunicorn_bind,
+                                   prefix=str(RUN.resolve() / "nginx"),
+                                   static_root=str(Path("analytics_bp/static").resolve())))
+    (RUN / "nginx").mkdir(exist_ok=True)
+    proc = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(RUN.resolve() / "nginx"),
+                             "-g", "daemon off;"])
+    print("started nginx on http://127.0.0.1:8080 (in front of gunicorn)")
+    return proc
+
+
+def main() -> None:
+    env = {**DEFAULTS, **{k: v for k, v in os.environ.items() if k.startswith("ANALYTICS_")}}
+    RUN.mkdir(exist_ok=True)
+    creds, influx = start_influx()
+    write_env_file(creds)
+    env.update(creds.as_env())
+    print("setting up buckets and rollup tasks:")
+    setup(env, creds)
+    procs: list[subprocess.Popen[bytes]] = []
+    gunicorn = subprocess.Popen(
+        [str(Path(sys.executable).parent / "gunicorn"), "-c", "gunicorn.conf.py",
+         "analytics_bp:create_app()"], env={**os.environ, **env})
+    procs.append(gunicorn)
+    nginx = start_nginx(env["ANALYTICS_BIND"])
+    if nginx:
+        procs.append(nginx)
+    print(f"\ncollector + demo page: http://{env['ANALYTICS_BIND']}/  (Ctrl-C stops everything)")
+    print(f"InfluxDB: {creds.url}  org {creds.org}  (token in .run/env)\n")
+
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    while not stopping and all(p.poll() is None for p in procs):
+        time.sleep(0.2)
+    for proc in reversed(procs):
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    if influx is not None:
+        influx.stop()
+    print("stopped")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,36 @@
+"""Render the shipped nginx files (nginx/) into one runnable nginx.conf for tests and `make run`.
+
+Why render instead of keeping a second config: the tests must exercise exactly what users copy,
+so only machine-specific values are replaced: the listen address, the upstream, the static root,
+the log and pid paths.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+NGINX_DIR = Path(__file__).parent.parent / "nginx"
+
+
+def render_example(listen: str, upstream: str, prefix: str, static_root: str,
+                   rate: str = "10r/s") -> str:
+    dropin = (NGINX_DIR / "analytics.conf").read_text()
+    dropin = dropin.replace("/srv/analytics_bp/static", static_root)
+    dropin = dropin.replace("/var/log/nginx/analytics.log", f"{prefix}/analytics.log")
+    example = (NGINX_DIR / "example.conf").read_text()
+    example = example.replace("server 127.0.0.1:8000;", f"server {upstream};")
+    example = example.replace("listen 80;", f"listen {listen};")
+    example = example.replace("rate=10r/s", f"rate={rate}")
+    example = example.replace("include /etc/nginx/snippets/analytics.conf;", dropin)
+    temp = "\n".join(f"    {kind}_temp_path {prefix}/{kind}_temp;"
+                     for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    return f"""worker_processes 1;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+events {{ worker_connections 512; }}
+http {{
+    access_log off;
+{temp}
+{example}
+}}
+"""

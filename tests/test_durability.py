@@ -1,0 +1,184 @@
+"""Zero loss: InfluxDB outages, graceful stops and hard kills, with a real influxd and gunicorn."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from analytics_bp.localinflux import InfluxCredentials, LocalInflux
+from analytics_bp.sink import InfluxAdmin, InfluxTarget, Sink
+
+from .servers import Gunicorn, Sender
+
+
+class Restartable:
+    """An influxd of our own, so a test may stop it and start it again on the same port/data."""
+
+    def __init__(self, data: Path) -> None:
+        self.server = LocalInflux(data_dir=str(data))
+        self.server.start()
+        self.creds: InfluxCredentials = self.server.onboard()
+        self.admin = InfluxAdmin(self.creds.url, self.creds.org, self.creds.token)
+
+    def stop(self) -> None:
+        self.server.stop()
+
+    def start(self) -> None:
+        self.server.start()
+
+    def count(self, bucket: str, sess: str) -> int:
+        rows = self.admin.query('from(bucket: b) |> range(start: -1h) |> filter(fn: (r) => '
+                                'r._field == "sess_id" and r._value == s) |> group() |> count()',
+                                params={"b": bucket, "s": sess})
+        return int(rows[0]["_value"]) if rows else 0
+
+    def wait_count(self, bucket: str, sess: str, expect: int, timeout: float = 30) -> int:
+        """The stored count once it reaches `expect`, or has not moved for 3 s (loss)."""
+        deadline = time.monotonic() + timeout
+        got, since = self.count(bucket, sess), time.monotonic()
+        while got < expect and time.monotonic() < deadline and time.monotonic() - since < 3:
+            time.sleep(0.3)
+            now = self.count(bucket, sess)
+            if now != got:
+                got, since = now, time.monotonic()
+        time.sleep(0.5)
+        return self.count(bucket, sess)
+
+
+@pytest.fixture(scope="module")
+def own_influx(tmp_path_factory: Any) -> Iterator[Restartable]:
+    influx = Restartable(tmp_path_factory.mktemp("influxd-own"))
+    yield influx
+    influx.admin.close()
+    influx.server._owns_dir = True
+    influx.stop()
+
+
+@pytest.fixture
+def collector(own_influx: Restartable, tmp_path: Path) -> Iterator[tuple[Gunicorn, str]]:
+    bucket = f"d_{uuid.uuid4().hex[:8]}"
+    own_influx.admin.ensure_bucket(bucket, 0)
+    env = {**own_influx.creds.as_env(), "ANALYTICS_BUCKET": bucket,
+           "ANALYTICS_PERMITTED_DOMAINS": "example.com",
+           "ANALYTICS_STATE_DIR": str(tmp_path / "state"), "ANALYTICS_FLUSH_INTERVAL": "1.0"}
+    server = Gunicorn(env, workers=2).start()
+    yield server, bucket
+    server.stop()
+
+
+def body(sess: str) -> bytes:
+    return json.dumps({"domain": "example.com", "page": "/d", "sess_id": sess}).encode()
+
+
+def test_outage_under_load_loses_nothing(own_influx: Restartable,
+                                         collector: tuple[Gunicorn, str]) -> None:
+    server, bucket = collector
+    sess = uuid.uuid4().hex[:12]
+    with Sender(server.url + "/analytics/pageview", body(sess), rate=80) as sender:
+        time.sleep(2)
+        own_influx.stop()
+        time.sleep(6)  # an outage while beacons keep coming: they are spooled
+        during = sender.ok()
+        own_influx.start()
+        time.sleep(3)
+    assert during > 300
+    assert {s for _, s in sender.results} == {204}
+    assert own_influx.wait_count(bucket, sess, sender.ok()) == sender.ok()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["TERM", "HUP"])
+def test_graceful_signals_mid_burst_lose_nothing(own_influx: Restartable,
+                                                 collector: tuple[Gunicorn, str], sig: int) -> None:
+    server, bucket = collector
+    sess = uuid.uuid4().hex[:12]
+    with Sender(server.url + "/analytics/pageview", body(sess), rate=150) as sender:
+        time.sleep(1.5)
+        server.signal(sig)
+        time.sleep(2)
+    if sig == signal.SIGTERM:
+        assert server.proc is not None and server.proc.wait(timeout=40) == 0
+    ok = sender.ok()
+    assert ok > 150
+    assert own_influx.wait_count(bucket, sess, ok) == ok
+
+
+def test_hard_kill_loses_at_most_about_one_flush_interval(
+    own_influx: Restartable, collector: tuple[Gunicorn, str]
+) -> None:
+    server, bucket = collector
+    sess = uuid.uuid4().hex[:12]
+    with Sender(server.url + "/analytics/pageview", body(sess), rate=100) as sender:
+        time.sleep(2.5)
+        killed_at = time.monotonic()
+        for pid in server.worker_pids():
+            os.kill(pid, signal.SIGKILL)
+        time.sleep(3)  # gunicorn starts new workers; they deliver the dead ones' spool
+    ok = sender.ok()
+    stored = own_influx.wait_count(bucket, sess, ok)
+    at_risk = sum(1 for t, s in sender.results if s == 204 and killed_at - 1.5 <= t <= killed_at)
+    print(f"kill -9: {ok} accepted, {stored} stored, {ok - stored} lost, bound {at_risk}")
+    assert ok - at_risk <= stored <= ok
+    assert ok - stored <= at_risk
+
+
+def test_full_spool_answers_503_and_health_shows_it(own_influx: Restartable,
+                                                     tmp_path: Path) -> None:
+    bucket = f"d_{uuid.uuid4().hex[:8]}"
+    own_influx.admin.ensure_bucket(bucket, 0)
+    env = {**own_influx.creds.as_env(), "ANALYTICS_BUCKET": bucket,
+           "ANALYTICS_PERMITTED_DOMAINS": "example.com", "ANALYTICS_SPOOL_MAX_BYTES": "3000",
+           "ANALYTICS_STATE_DIR": str(tmp_path / "state"), "ANALYTICS_FLUSH_INTERVAL": "0.1"}
+    sess = uuid.uuid4().hex[:12]
+    with Gunicorn(env, workers=1) as server:
+        own_influx.stop()
+        try:
+            with Sender(server.url + "/analytics/pageview", body(sess), rate=100) as sender:
+                time.sleep(2)
+            statuses = {s for _, s in sender.results}
+            assert statuses == {204, 503}
+            import urllib.error
+            import urllib.request
+
+            with pytest.raises(urllib.error.HTTPError) as health:
+                urllib.request.urlopen(server.url + "/analytics/health")
+            report = json.loads(health.value.read())
+            assert health.value.code == 503
+            assert report["writer"]["spool_bytes"] >= 3000
+            assert report["writer"]["spool_segments"] >= 1
+        finally:
+            own_influx.start()
+        assert own_influx.wait_count(bucket, sess, sender.ok()) == sender.ok()
+
+
+def test_points_influx_refuses_are_set_aside_not_retried(own_influx: Restartable,
+                                                         tmp_path: Path) -> None:
+    bucket = f"d_{uuid.uuid4().hex[:8]}"
+    own_influx.admin.ensure_bucket(bucket, 0)
+    target = InfluxTarget(own_influx.creds.url, own_influx.creds.org, own_influx.creds.token,
+                          bucket)
+    sink = Sink(target, str(tmp_path / "spool"), flush_interval=60)
+    try:
+        sink.write("m,t=a v=1i 1700000000000000000")
+        sink.commit()
+        sink.deliver()
+        sink.write("m,t=a v=\"now a string\" 1700000000000000001")  # field type conflict
+        sink.write("m,t=b v=2i 1700000000000000002")
+        sink.commit()
+        sink.deliver()
+        assert sink.pending_segments() == []
+        aside = list((tmp_path / "spool" / "rejected").glob("*.lp"))
+        assert len(aside) == 1
+        reason = aside[0].with_suffix(".reason").read_text()
+        assert "conflict" in reason
+        rows = own_influx.admin.query('from(bucket: b) |> range(start: 0)', params={"b": bucket})
+        assert sorted((r["t"], r["_value"]) for r in rows) == [("a", 1), ("b", 2)]
+    finally:
+        sink.close()
