@@ -16,6 +16,7 @@ from typing import Any
 
 from flask import Flask, current_app, has_app_context
 from flask_cors import CORS
+from markupsafe import Markup
 
 from . import enrich, privacy, settings
 from .cardinality import TagGuard
@@ -70,13 +71,18 @@ class AnalyticsState:
         sink = self._sink
         if sink is not None and self._sink_pid == os.getpid():
             return sink
+        created = False
         with self._lock:
             if self._sink is None or self._sink_pid != os.getpid():
                 cfg = self.config
                 self._sink = Sink(self.target, cfg.spool_dir, cfg.spool_max_bytes,
                                   cfg.flush_interval, cfg.batch_size)
                 self._sink_pid = os.getpid()
-            return self._sink
+                created = True
+            sink = self._sink
+        if created and self.usage is not None:
+            self.usage.mark_golive_once()  # the first start of this host records `golive`
+        return sink
 
     def close(self) -> None:
         """Flush and deliver what this process holds (gunicorn worker_exit, tests, atexit)."""
@@ -95,6 +101,23 @@ def close_all() -> None:
 
 
 atexit.register(close_all)
+
+
+def template_script(stub: bool = False, **options: object) -> Markup:
+    """`{{ analytics_script() }}`: the agent's tag (with SRI) for this app's collector."""
+    from .snippet import queue_stub, script_tag
+
+    prefix = current_app.extensions["analytics"].config.url_prefix
+    tag = script_tag(prefix, **options)
+    return Markup((queue_stub() + "\n" if stub else "") + tag)
+
+
+def template_notice() -> Markup:
+    """`{{ analytics_notice() }}`: a one-line disclosure for page footers."""
+    from .privacy_notice import one_line
+
+    cfg = current_app.extensions["analytics"].config
+    return Markup(one_line(cfg, f"{cfg.url_prefix}/privacy"))
 
 
 class Analytics:
@@ -123,6 +146,8 @@ class Analytics:
             supports_credentials=False,
         )
         app.register_blueprint(blueprint, url_prefix=cfg.url_prefix or None)
+        app.jinja_env.globals.update(analytics_script=template_script,
+                                     analytics_notice=template_notice)
         from .cli import analytics_cli
 
         app.cli.add_command(analytics_cli)

@@ -74,6 +74,7 @@ class Setting:
     default: Any
     help: str
     parse: Callable[[Any], Any] = _as_str
+    privacy: bool = False  # shapes what is collected or kept: the privacy notice must state it
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -81,23 +82,23 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ANALYTICS_PERMITTED_DOMAINS", "", "Comma list of site hosts whose beacons are "
             "accepted; `*.example.com` allows subdomains. Required.", _as_list),
     Setting("ANALYTICS_SKIP_DOMAINS", "", "Comma list of hosts answered 204 but never stored "
-            "(staging sites).", _as_list),
+            "(staging sites).", _as_list, privacy=True),
     Setting("ANALYTICS_PERMITTED_EVENTS", "", "Comma list of event names accepted by /event "
-            "(compared and stored lowercased).", _as_list),
+            "(compared and stored lowercased).", _as_list, privacy=True),
     Setting("ANALYTICS_NOTE_EVENTS", "", "Events whose note becomes a tag in the rollups "
-            "(bounded per domain by ANALYTICS_MAX_TAG_VALUES).", _as_list),
+            "(bounded per domain by ANALYTICS_MAX_TAG_VALUES).", _as_list, privacy=True),
     Setting("ANALYTICS_CORS_ORIGINS", "", "Extra allowed CORS origins; `*` allows any. By "
             "default only http(s) origins of permitted domains.", _as_list),
     Setting("ANALYTICS_BUCKET", "analytics", "Raw bucket; rollups go to `<bucket>_1h`, "
             "`<bucket>_1d` and `<bucket>_1mo`."),
     Setting("ANALYTICS_RAW_RETENTION", "30d", "Retention of the raw bucket (`30d`, `12h`, `0` = "
-            "forever).", _as_duration),
+            "forever).", _as_duration, privacy=True),
     Setting("ANALYTICS_HOURLY_RETENTION", "400d", "Retention of the hourly rollup bucket.",
-            _as_duration),
+            _as_duration, privacy=True),
     Setting("ANALYTICS_TRUSTED_PROXIES", 0, "How many X-Forwarded-For hops to trust (1 behind "
-            "one nginx).", _as_int),
+            "one nginx).", _as_int, privacy=True),
     Setting("ANALYTICS_SALT_PERIOD", "day", "`day` or `month`: how long a visitor hash stays "
-            "the same before its salt is deleted."),
+            "the same before its salt is deleted.", privacy=True),
     Setting("ANALYTICS_SALT_DIR", "", "Directory shared by the workers of a host for the current "
             "salt (default: <tmp>/analytics_bp-<uid>/salts)."),
     Setting("ANALYTICS_STATE_DIR", "", "Directory for the per-host tag-value registry (default: "
@@ -110,18 +111,18 @@ SETTINGS: tuple[Setting, ...] = (
             "(the most a hard kill can lose).", float),
     Setting("ANALYTICS_BATCH_SIZE", 5000, "Points per write request to InfluxDB.", _as_int),
     Setting("ANALYTICS_RESPECT_DNT", True, "Do not record requests carrying `DNT: 1` or "
-            "`Sec-GPC: 1`.", _as_bool),
+            "`Sec-GPC: 1`.", _as_bool, privacy=True),
     Setting("ANALYTICS_GEOIP", False, "Look up the country from the truncated IP with the "
-            "offline geoip2fast database.", _as_bool),
+            "offline geoip2fast database.", _as_bool, privacy=True),
     Setting("ANALYTICS_MAX_BODY", 4096, "Largest beacon body in bytes (413 above).", _as_int),
     Setting("ANALYTICS_MAX_TAG_VALUES", 1000, "Distinct values per domain, tag and month for "
             "visitor-controlled tags; later values become `(other)`.", _as_int),
     Setting("ANALYTICS_MAX_DOMAINS", 100, "Distinct domains stored per month (matters with "
             "wildcard domains).", _as_int),
     Setting("ANALYTICS_HMAC_SECRET", "", "Key for pseudonymising user IDs in the server-side "
-            "usage API; required to use it."),
+            "usage API; required to use it.", privacy=True),
     Setting("ANALYTICS_USAGE_LOG", False, "Also emit one JSON line per usage event on the "
-            "`analytics.usage` logger.", _as_bool),
+            "`analytics.usage` logger.", _as_bool, privacy=True),
 )
 
 SETTING_NAMES = frozenset(s.name for s in SETTINGS)

@@ -30,9 +30,11 @@ def script_tag(base_url: str, **options: object) -> str:
     """`<script defer src=".../agent.js" integrity=... data-...>`; options are allowlisted."""
     attrs = [f'src="{escape(base_url.rstrip("/") + "/agent.js")}"',
              f'integrity="{agent_sri()}"', 'crossorigin="anonymous"']
-    for key, value in options.items():
-        if key not in AGENT_OPTIONS:
-            raise TypeError(f"unknown agent option {key!r}; allowed: {sorted(AGENT_OPTIONS)}")
+    unknown = set(options) - set(AGENT_OPTIONS)
+    if unknown:
+        raise TypeError(f"unknown agent option {sorted(unknown)}; allowed: {sorted(AGENT_OPTIONS)}")
+    for key in AGENT_OPTIONS:  # a fixed order: the same options always give the same tag
+        value = options.get(key)
         if value is True:
             attrs.append(f"data-{AGENT_OPTIONS[key]}")
         elif value not in (None, False):

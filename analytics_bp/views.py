@@ -105,6 +105,18 @@ def agent_debug() -> Response:
     return agent("agent.debug.js")
 
 
+def privacy() -> Response:
+    """The notice from the live settings: JSON when asked for, HTML otherwise."""
+    from .privacy_notice import notice, render_html
+
+    data = notice(_state().config)
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    if best == "application/json" and request.accept_mimetypes["application/json"] > \
+            request.accept_mimetypes["text/html"]:
+        return jsonify(data)
+    return Response(render_html(data), mimetype="text/html")
+
+
 def json_error(status: int, code: str, message: str) -> Response:
     """The one JSON error shape of the JSON endpoints: {"error": {"code", "message"}}."""
     resp = jsonify({"error": {"code": code, "message": message}})
@@ -119,4 +131,5 @@ def make_blueprint() -> Blueprint:
     bp.add_url_rule("/health", view_func=health, methods=["GET"])
     bp.add_url_rule("/agent.js", view_func=agent_min, methods=["GET"])
     bp.add_url_rule("/agent.debug.js", view_func=agent_debug, methods=["GET"])
+    bp.add_url_rule("/privacy", view_func=privacy, methods=["GET"])
     return bp

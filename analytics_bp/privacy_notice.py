@@ -1,0 +1,95 @@
+"""The privacy notice, generated from the live settings so it cannot drift from the collector.
+
+Why generated: a hand-written notice goes stale the day someone changes the salt period or the
+retention. Every setting marked `privacy=True` in settings.py has a line here; a test fails when
+one is missing.
+"""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any
+
+from .settings import Config
+
+
+def _duration(seconds: int) -> str:
+    if seconds == 0:
+        return "kept indefinitely"
+    days, rest = divmod(seconds, 86400)
+    return f"{days} days" if not rest else f"{seconds // 3600} hours"
+
+
+def notice(cfg: Config) -> dict[str, Any]:
+    """The notice as data: served as JSON, rendered as HTML, summarised in one line."""
+    period = "day" if cfg.salt_period == "day" else "calendar month"
+    return {
+        "collected": {
+            "pageview": ["site domain", "page path (no query string or fragment)",
+                         "referring site (host only)", "UTM source/medium/campaign",
+                         "browser family", "OS family", "device class", "timezone offset",
+                         "platform family", "country" if cfg.geoip else None,
+                         "random per-tab session ID", "pages seen in the session",
+                         "page load time", "salted visitor hash"],
+            "event": ["event name (only: " + (", ".join(cfg.permitted_events) or "none") + ")",
+                      "a short note chosen by the site"],
+        },
+        "never_collected": ["IP address", "User-Agent string", "cookies or local identifiers",
+                            "full URLs with query strings", "identifiers that last beyond one "
+                            + period],
+        "settings": {
+            "ANALYTICS_SALT_PERIOD": f"Unique visitors are counted with a keyed hash of site, IP "
+            f"address and User-Agent. The random key (salt) changes every {period}; the old one "
+            "is deleted, so hashes cannot be linked across periods or recomputed later.",
+            "ANALYTICS_RAW_RETENTION": "Individual page views and events are "
+            f"{_duration(cfg.raw_retention)}" + ("" if cfg.raw_retention == 0 else
+                                                  " and then deleted") + ".",
+            "ANALYTICS_HOURLY_RETENTION": "Hourly totals are "
+            f"{_duration(cfg.hourly_retention)}; daily and monthly totals are kept indefinitely.",
+            "ANALYTICS_RESPECT_DNT": "Browsers sending Do Not Track or Global Privacy Control are "
+            + ("not recorded." if cfg.respect_dnt else "recorded (this site does not honour them)."),
+            "ANALYTICS_GEOIP": ("The country is looked up from the IP address with its last part "
+                                "removed, on this server, and only the country is kept.")
+            if cfg.geoip else "No location is derived from IP addresses.",
+            "ANALYTICS_TRUSTED_PROXIES": "The IP address is read from "
+            + (f"the {cfg.trusted_proxies} trusted proxy hop(s) in front of the collector"
+               if cfg.trusted_proxies else "the connection")
+            + "; it is used for the visitor hash (and country) and never stored or logged.",
+            "ANALYTICS_PERMITTED_EVENTS": "Events recorded: "
+            + (", ".join(cfg.permitted_events) or "none") + ".",
+            "ANALYTICS_NOTE_EVENTS": "Events whose note is counted by value: "
+            + (", ".join(cfg.note_events) or "none") + ".",
+            "ANALYTICS_SKIP_DOMAINS": "Sites never recorded: "
+            + (", ".join(cfg.skip_domains) or "none") + ".",
+            "ANALYTICS_HMAC_SECRET": "Signed-in users' actions on the server side are stored "
+            "under a keyed one-way pseudonym of their user ID, never the ID itself."
+            if cfg.hmac_secret else "No server-side usage of signed-in users is recorded.",
+            "ANALYTICS_USAGE_LOG": "Server-side usage is also written to the application log, "
+            "with pseudonyms only." if cfg.usage_log else "Server-side usage is not logged.",
+        },
+        "opt_out": "Enable Do Not Track or Global Privacy Control in your browser, or run "
+        "localStorage.analytics_ignore = 'true' in the browser console on this site.",
+    }
+
+
+def one_line(cfg: Config, url: str) -> str:
+    dnt = " Do Not Track is honoured." if cfg.respect_dnt else ""
+    return (f"This site counts visits without cookies and stores no IP address or personal "
+            f'data.{dnt} <a href="{escape(url)}">Details</a>')
+
+
+def render_html(data: dict[str, Any]) -> str:
+    items = lambda xs: "".join(f"<li>{escape(x)}</li>" for x in xs if x)  # noqa: E731
+    settings = "".join(f"<li>{escape(text)}</li>" for text in data["settings"].values())
+    return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
+<title>Privacy: how this site counts visits</title><link rel="icon" href="data:,">
+<style>body{{font:16px/1.5 system-ui,sans-serif;max-width:44rem;margin:2rem auto;padding:0 1rem}}
+</style></head><body>
+<h1>How this site counts visits</h1>
+<p>This site uses self-hosted, cookie-free analytics. Nothing is shared with third parties.</p>
+<h2>What is collected</h2><h3>Page views</h3><ul>{items(data["collected"]["pageview"])}</ul>
+<h3>Events</h3><ul>{items(data["collected"]["event"])}</ul>
+<h2>What is never collected</h2><ul>{items(data["never_collected"])}</ul>
+<h2>How it is handled</h2><ul>{settings}</ul>
+<h2>How to opt out</h2><p>{escape(data["opt_out"])}</p>
+</body></html>"""

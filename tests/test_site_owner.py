@@ -1,0 +1,113 @@
+"""What a site owner uses: the template helper (with SRI), the snippet, the privacy notice."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+from flask import render_template_string
+
+from analytics_bp import settings
+from analytics_bp.privacy_notice import notice
+
+from .servers import ROOT
+
+
+def sri(data: bytes) -> str:
+    return "sha384-" + base64.b64encode(hashlib.sha384(data).digest()).decode()
+
+
+def test_template_helper_renders_the_exact_tag(make_app: Any) -> None:
+    app = make_app()
+    served = app.test_client().get("/analytics/agent.js").data
+    with app.test_request_context():
+        html = render_template_string(
+            "<head>{{ analytics_script() }}</head><footer>{{ analytics_notice() }}</footer>")
+        with_stub = render_template_string("{{ analytics_script(stub=True, hash=True, "
+                                           "endpoint='https://stats.example.com/a') }}")
+    assert html == (
+        f'<head><script defer src="/analytics/agent.js" integrity="{sri(served)}" '
+        'crossorigin="anonymous"></script></head><footer>This site counts visits without '
+        "cookies and stores no IP address or personal data. Do Not Track is honoured. "
+        '<a href="/analytics/privacy">Details</a></footer>')
+    assert with_stub.startswith("<script>window.recordEvent=window.recordEvent||function(){")
+    assert with_stub.endswith('crossorigin="anonymous" data-endpoint="https://stats.example.com/a"'
+                              ' data-hash></script>')
+
+
+def test_template_helper_refuses_unknown_options(make_app: Any) -> None:
+    app = make_app()
+    with app.test_request_context(), pytest.raises(TypeError, match="unknown agent option"):
+        render_template_string("{{ analytics_script(onload='alert(1)') }}")
+
+
+def test_cli_snippet(make_app: Any) -> None:
+    app = make_app()
+    result = app.test_cli_runner().invoke(args=["analytics", "snippet", "--origin",
+                                                "https://stats.example.com"])
+    assert result.exit_code == 0
+    lines = result.output.splitlines()
+    assert lines[0].startswith("<script>window.recordEvent=")
+    assert re.fullmatch(r'<script defer src="https://stats.example.com/analytics/agent.js" '
+                        r'integrity="sha384-[A-Za-z0-9+/=]+" crossorigin="anonymous"></script>',
+                        lines[1])
+
+
+def test_notice_reflects_changed_settings(make_app: Any) -> None:
+    day = make_app().test_client().get("/analytics/privacy",
+                                       headers={"Accept": "application/json"}).get_json()
+    month = make_app(ANALYTICS_SALT_PERIOD="month", ANALYTICS_RAW_RETENTION="40d",
+                     ANALYTICS_RESPECT_DNT=False, ANALYTICS_GEOIP=True).test_client().get(
+        "/analytics/privacy", headers={"Accept": "application/json"}).get_json()
+    assert "changes every day" in day["settings"]["ANALYTICS_SALT_PERIOD"]
+    assert "changes every calendar month" in month["settings"]["ANALYTICS_SALT_PERIOD"]
+    assert "30 days and then deleted" in day["settings"]["ANALYTICS_RAW_RETENTION"]
+    assert "40 days and then deleted" in month["settings"]["ANALYTICS_RAW_RETENTION"]
+    assert day["settings"]["ANALYTICS_RESPECT_DNT"].endswith("not recorded.")
+    assert "does not honour" in month["settings"]["ANALYTICS_RESPECT_DNT"]
+    assert "country" in month["collected"]["pageview"]
+    assert "country" not in day["collected"]["pageview"]
+    html = make_app().test_client().get("/analytics/privacy").get_data(as_text=True)
+    assert "<h1>How this site counts visits</h1>" in html and "IP address" in html
+
+
+def test_every_privacy_setting_is_in_the_notice() -> None:
+    cfg = settings.load({"ANALYTICS_PERMITTED_DOMAINS": "example.com"})
+    privacy_settings = {s.name for s in settings.SETTINGS if s.privacy}
+    assert privacy_settings <= set(notice(cfg)["settings"])
+    assert len(privacy_settings) >= 10
+
+
+def test_every_setting_is_in_the_config_table() -> None:
+    table = (ROOT / "docs" / "config.md").read_text()
+    documented = set(re.findall(r"^\| `(ANALYTICS_[A-Z_]+)` \|", table, flags=re.M))
+    assert documented == {s.name for s in settings.SETTINGS}
+
+
+def test_notice_page_loads_in_chromium(make_app: Any, tmp_path: Any) -> None:
+    from playwright.sync_api import sync_playwright
+
+    from .servers import Gunicorn
+    from .test_agent import CHROMIUM_ARGS
+
+    app = make_app()
+    env = {k: str(v) for k, v in app.config.items() if k.startswith(("ANALYTICS_", "INFLUXDB_"))}
+    with Gunicorn(env, workers=1, log=tmp_path / "g.log") as server, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        page.goto(server.url + "/analytics/privacy")
+        assert page.title() == "Privacy: how this site counts visits"
+        assert "cookie-free" in page.inner_text("body")
+        page.screenshot(path=str(ROOT / "test-artifacts" / "privacy-notice.png"))
+        browser.close()
+
+
+def test_docs_config_table_is_generated() -> None:
+    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "config_table.py"), "--check"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
