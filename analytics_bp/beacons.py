@@ -12,7 +12,7 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
@@ -29,14 +29,15 @@ MAX_PAGES = 100_000
 MAX_LOAD_MS = 600_000
 UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign")
 
-_HOST = re.compile(r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$")
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_HOST = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*$")
 _SESS_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _EVENT = re.compile(r"^[a-z0-9][a-z0-9_.:-]{0,63}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _SLASHES = re.compile(r"/{2,}")
 
 
-class Reason(str, Enum):
+class Reason(StrEnum):
     """Why a beacon was refused. The value is the short text sent back to the client."""
 
     TOO_LARGE = "body too large"

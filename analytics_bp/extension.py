@@ -43,10 +43,8 @@ def cors_origins(cfg: Config) -> list[str] | str:
         return "*"
     patterns = []
     for domain in cfg.permitted_domains:
-        if domain.startswith("*."):
-            host = r"([a-z0-9-]+\.)+" + re.escape(domain[2:])
-        else:
-            host = re.escape(domain)
+        wildcard = domain.startswith("*.")
+        host = r"([a-z0-9-]+\.)+" + re.escape(domain[2:]) if wildcard else re.escape(domain)
         patterns.append(rf"^https?://{host}(:\d+)?$")
     return patterns + [re.escape(o) for o in cfg.cors_origins]
 

@@ -78,9 +78,13 @@ def one_line(cfg: Config, url: str) -> str:
             f'data.{dnt} <a href="{escape(url)}">Details</a>')
 
 
+def _items(texts: list[str | None]) -> str:
+    return "".join(f"<li>{escape(text)}</li>" for text in texts if text)
+
+
 def render_html(data: dict[str, Any]) -> str:
-    items = lambda xs: "".join(f"<li>{escape(x)}</li>" for x in xs if x)  # noqa: E731
-    settings = "".join(f"<li>{escape(text)}</li>" for text in data["settings"].values())
+    items = _items
+    settings = _items(list(data["settings"].values()))
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
 <title>Privacy: how this site counts visits</title><link rel="icon" href="data:,">
 <style>body{{font:16px/1.5 system-ui,sans-serif;max-width:44rem;margin:2rem auto;padding:0 1rem}}

@@ -24,10 +24,7 @@ class ConfigError(ValueError):
 
 
 def _as_list(value: Any) -> tuple[str, ...]:
-    if isinstance(value, str):
-        items = value.split(",")
-    else:
-        items = list(value or ())
+    items = value.split(",") if isinstance(value, str) else list(value or ())
     return tuple(dict.fromkeys(i.strip().lower() for i in items if i and i.strip()))
 
 

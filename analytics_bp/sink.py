@@ -372,7 +372,7 @@ class InfluxAdmin:
         """Run a task now as if scheduled at `scheduled_for` (RFC3339) and wait for the result."""
         api = self.client.tasks_api()
         task = next(t for t in api.find_tasks(name=name) if t.name == name)
-        run = api.run_manually(task.id, scheduled_for=scheduled_for)  # type: ignore[arg-type]
+        run = api.run_manually(task.id, scheduled_for=scheduled_for)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             current = api.get_run(task.id, run.id)
@@ -384,7 +384,7 @@ class InfluxAdmin:
 
     def query(self, flux: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         """Rows as dicts, without Flux's bookkeeping columns `result` and `table`."""
-        tables = self.client.query_api().query(flux, org=self.org, params=params)
+        tables = self.client.query_api().query(flux, org=self.org, params=params or {})
         return [
             {k: v for k, v in record.values.items() if k not in ("result", "table")}
             for table in tables

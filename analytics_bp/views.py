@@ -94,7 +94,8 @@ def agent(filename: str) -> Response:
     resp.set_etag(etag)
     resp.headers["Cache-Control"] = "public, max-age=86400, stale-while-revalidate=604800"
     resp.headers["X-Content-Type-Options"] = "nosniff"
-    return resp.make_conditional(request)
+    resp.make_conditional(request)  # 304 for a matching If-None-Match, in place
+    return resp
 
 
 def agent_min() -> Response:

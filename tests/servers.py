@@ -98,7 +98,7 @@ class StaticSite:
         site = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            def do_GET(self) -> None:
                 path = self.path.split("?")[0].split("#")[0]
                 body = site.pages.get(path) or site.pages.get("*")
                 if body is None:

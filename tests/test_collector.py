@@ -134,7 +134,7 @@ def test_ignored_requests_look_accepted_but_store_nothing(
     resp = post(app, "pageview", {**PV, "domain": domain}, ua=ua, **headers)
     assert resp.status_code == 204 and "X-Analytics-Reason" not in resp.headers
     flush(app)
-    assert influx.raw_rows(bucket) == []
+    assert {r["_measurement"] for r in influx.raw_rows(bucket)} == {"mark"}  # golive only
 
 
 def test_dnt_recorded_when_not_respected(make_app: Any, influx: Influx, bucket: str) -> None:
@@ -156,8 +156,8 @@ def test_privacy_scan_finds_no_ip_ua_or_raw_input(make_app: Any, influx: Influx,
     rows = influx.raw_rows(bucket)
     assert len(rows) > 20
     values = [str(v) for row in rows for v in row.values()]
-    forbidden = ips + ["203.0.113", "81.2.69", "2001:db8", "Mozilla", "AppleWebKit",
-                       "hunter2", "secret", "private words", "search?q", "Linux x86_64"]
+    forbidden = [*ips, "203.0.113", "81.2.69", "2001:db8", "Mozilla", "AppleWebKit",
+                 "hunter2", "secret", "private words", "search?q", "Linux x86_64"]
     for needle in forbidden:
         assert not [v for v in values if needle in v], needle
     countries = {row.get("country") for row in rows if row.get("country")}
@@ -174,8 +174,9 @@ def test_identical_beacons_in_the_same_millisecond_never_overwrite(
     outcomes = [collector.handle("pageview", parts) for _ in range(2000)]
     assert {o.status for o in outcomes} == {204}
     flush(app)
-    rows = influx.query('from(bucket: b) |> range(start: 0) '
-                        '|> filter(fn: (r) => r._field == "count") |> group() |> sum()', b=bucket)
+    rows = influx.query('from(bucket: b) |> range(start: 0) |> filter(fn: (r) => '
+                        'r._measurement == "pageview" and r._field == "count") |> group() |> sum()',
+                        b=bucket)
     assert rows[0]["_value"] == 2000
 
 
@@ -205,8 +206,9 @@ def test_cardinality_of_visitor_controlled_tags_is_capped(
                           'schema.tagValues(bucket: b, tag: "platform")', b=bucket)
     vocabulary = {family for _, family in PLATFORM_FAMILIES} | {"other", "unknown"}
     assert {v["_value"] for v in series} <= vocabulary
-    total = influx.query('from(bucket: b) |> range(start: 0) '
-                         '|> filter(fn: (r) => r._field == "count") |> group() |> sum()', b=bucket)
+    total = influx.query('from(bucket: b) |> range(start: 0) |> filter(fn: (r) => '
+                         'r._measurement == "pageview" and r._field == "count") |> group() '
+                         '|> sum()', b=bucket)
     assert total[0]["_value"] == sent
 
 

@@ -313,7 +313,7 @@ def substitute(query: str, bucket: str, domain_regex: str = ".*") -> str:
     lines = query.splitlines()
     imports = [ln for ln in lines if ln.startswith("import ")]
     rest = [ln for ln in lines if not ln.startswith("import ")]
-    return "\n".join(imports + [prelude] + rest)
+    return "\n".join([*imports, prelude, *rest])
 
 
 EXPECTED_FIRST_ROWS = {
