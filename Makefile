@@ -31,7 +31,7 @@ influxd:
 	@scripts/influxd.sh
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check analytics_bp tests bench
+	$(VENV)/bin/ruff check analytics_bp tests bench grafana
 	$(VENV)/bin/mypy
 
 test: system-deps $(STAMP) agent

@@ -11,6 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from analytics_bp.rollups import flux_string
+
 OUT = Path(__file__).parent / "dashboards"
 DS = {"type": "influxdb", "uid": "analytics-influxdb"}
 
@@ -127,6 +129,26 @@ def dashboard(spec: dict[str, Any]) -> dict[str, Any]:
 def render_all() -> dict[str, str]:
     return {f"{name}.json": json.dumps(dashboard(spec), indent=2) + "\n"
             for name, spec in DASHBOARDS.items()}
+
+
+def bind(query: str, bucket: str, start: str, stop: str, window: str = "1d",
+         domain_regex: str = ".*") -> str:
+    """Do what Grafana does before sending a panel's query: bind v.* and ${domain:regex}.
+
+    Tests and the benchmark run panels exactly as shipped through this one function.
+    """
+    prelude = (f"v = {{timeRangeStart: {start}, timeRangeStop: {stop}, windowPeriod: {window}, "
+               f"defaultBucket: {flux_string(bucket)}}}")
+    lines = query.replace("${domain:regex}", domain_regex).splitlines()
+    imports = [ln for ln in lines if ln.startswith("import ")]
+    rest = [ln for ln in lines if not ln.startswith("import ")]
+    return "\n".join([*imports, prelude, *rest])
+
+
+def panel_query(filename: str, title: str) -> str:
+    """The first query of the panel `title` in the committed dashboard `filename`."""
+    board = json.loads((OUT / filename).read_text())
+    return next(p["targets"][0]["query"] for p in board["panels"] if p["title"] == title)
 
 
 if __name__ == "__main__":

@@ -306,14 +306,8 @@ def grafana_queries() -> list[tuple[str, str, str]]:
 
 
 def substitute(query: str, bucket: str, domain_regex: str = ".*") -> str:
-    """Do what Grafana does before sending a panel's query: bind v.* and ${domain:regex}."""
-    prelude = (f'v = {{timeRangeStart: 2026-02-01T00:00:00Z, timeRangeStop: 2026-04-01T00:00:00Z, '
-               f'windowPeriod: 1d, defaultBucket: {rollups.flux_string(bucket)}}}\n')
-    query = query.replace("${domain:regex}", domain_regex)
-    lines = query.splitlines()
-    imports = [ln for ln in lines if ln.startswith("import ")]
-    rest = [ln for ln in lines if not ln.startswith("import ")]
-    return "\n".join([*imports, prelude, *rest])
+    return build_dashboards.bind(query, bucket, "2026-02-01T00:00:00Z", "2026-04-01T00:00:00Z",
+                                 domain_regex=domain_regex)
 
 
 EXPECTED_FIRST_ROWS = {

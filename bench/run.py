@@ -1,0 +1,142 @@
+"""`make bench`: the collector against a bare baseline, delivery rate, agent size, rollup speed-up.
+
+Prints progress, then a table, and writes bench/results.json. Uses a throwaway local influxd (or the
+server named by INFLUXDB_V2_*), never part of `make test`: figures are ratios measured in one run.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import http_load
+import ingest
+import profile_hot_path
+import rollup_query
+
+from analytics_bp.localinflux import InfluxCredentials, LocalInflux
+from analytics_bp.sink import InfluxAdmin, InfluxTarget
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+T0 = time.monotonic()
+RAW_POINTS = int(os.environ.get("BENCH_RAW_POINTS", "1200000"))
+INGEST_POINTS = int(os.environ.get("BENCH_INGEST_POINTS", "300000"))
+HTTP_SECONDS = int(os.environ.get("BENCH_HTTP_SECONDS", "10"))
+
+
+def progress(message: str) -> None:
+    print(f"[bench {time.monotonic() - T0:5.0f}s] {message}", flush=True)
+
+
+def machine() -> dict[str, Any]:
+    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                if ln.startswith("model name")), platform.processor())
+    mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
+    return {"cpus": os.cpu_count(), "cpu": cpu, "memory_gib": round(mem_kb / 2**20, 1),
+            "python": platform.python_version(), "kernel": platform.release()}
+
+
+def agent_sizes() -> dict[str, dict[str, int]]:
+    out = {}
+    for path in sorted((ROOT / "agent_js" / "dist").glob("*.js")):
+        data = path.read_bytes()
+        out[path.name] = {"bytes": len(data), "gzip_9": len(gzip.compress(data, 9, mtime=0))}
+    return out
+
+
+def http_comparison(admin: InfluxAdmin, creds: InfluxCredentials, state: Path) -> dict[str, Any]:
+    bucket = "bench_http"
+    admin.ensure_bucket(bucket, 0)
+    env = {**creds.as_env(), "ANALYTICS_PERMITTED_DOMAINS": "bench.example", "ANALYTICS_BUCKET": bucket,
+           "ANALYTICS_STATE_DIR": str(state / "http")}
+    base = http_load.measure(http_load.Server("baseline_app:create_app()", {}, 2, state / "base.log"),
+                             HTTP_SECONDS, progress)
+    coll = http_load.measure(http_load.Server("analytics_bp:create_app()", env, 2, state / "coll.log"),
+                             HTTP_SECONDS, progress)
+    accepted = sum(r.requests - r.non_2xx for r in coll.values())
+    stored = ingest.stored_count(admin, bucket)
+    if any(r.non_2xx or r.socket_errors for r in coll.values()) or stored != accepted:
+        raise RuntimeError(f"collector: {accepted} accepted, {stored} stored; see {state / 'coll.log'}")
+    return {"baseline": {k: v.as_dict() for k, v in base.items()},
+            "collector": {k: v.as_dict() for k, v in coll.items()},
+            "rate_ratio": round(coll["peak"].rate / base["peak"].rate, 3),
+            "accepted_and_stored": stored}
+
+
+def run(creds: InfluxCredentials, state: Path) -> dict[str, Any]:
+    admin = InfluxAdmin(creds.url, creds.org, creds.token, timeout_ms=600_000)
+    results: dict[str, Any] = {"machine": machine(), "agent": agent_sizes()}
+    progress("profiling the hot path in-process (pyinstrument)")
+    admin.ensure_bucket("bench_profile", 0)
+    results["profile"] = profile_hot_path.measure(creds.as_env(), "bench_profile", 5000,
+                                                  BENCH / "profile.txt")
+    results["http"] = http_comparison(admin, creds, state)
+    progress(f"delivering {INGEST_POINTS:,} points through one sink")
+    admin.ensure_bucket("bench_ingest", 0)
+    results["ingest"] = ingest.measure(
+        admin, InfluxTarget(creds.url, creds.org, creds.token, "bench_ingest"), INGEST_POINTS,
+        time.time_ns())
+    results["rollup_query"] = rollup_query.measure(
+        admin, InfluxTarget(creds.url, creds.org, creds.token, "bench_rollup"), RAW_POINTS, progress)
+    admin.close()
+    return results
+
+
+def table(r: dict[str, Any]) -> str:
+    h = r["http"]
+    b, c = h["baseline"], h["collector"]
+    rows = [
+        ("machine", f'{r["machine"]["cpus"]} cpus, {r["machine"]["cpu"]}', ""),
+        ("baseline Flask 204, max rate", f'{b["peak"]["rate"]:.0f} req/s',
+         f'p50 {b["peak"]["p50_ms"]} ms, p99 {b["peak"]["p99_ms"]} ms'),
+        ("collector, max rate", f'{c["peak"]["rate"]:.0f} req/s',
+         f'p50 {c["peak"]["p50_ms"]} ms, p99 {c["peak"]["p99_ms"]} ms'),
+        ("collector / baseline", f'{h["rate_ratio"]:.2f}', "goal >= 0.85"),
+        ("collector at half rate", f'{c["half"]["rate"]:.0f} req/s',
+         f'p50 {c["half"]["p50_ms"]} ms, p99 {c["half"]["p99_ms"]} ms (goal p99 <= 5 ms)'),
+        ("baseline at half rate", f'{b["half"]["rate"]:.0f} req/s',
+         f'p50 {b["half"]["p50_ms"]} ms, p99 {b["half"]["p99_ms"]} ms'),
+        ("accepted beacons stored", str(h["accepted_and_stored"]), "every 204 is in InfluxDB"),
+        ("in-process per beacon", f'{r["profile"]["us_per_beacon_profiled"]} us',
+         "Flask test client, under the profiler"),
+        ("one sink into influxd", f'{r["ingest"]["points_per_s"]:,} points/s',
+         f'{r["ingest"]["points"]:,} points, gzip batches (goal >= 50,000/s)'),
+        ("top pages, 30 days, rollup", f'{r["rollup_query"]["rollup_ms"]} ms', ""),
+        ("top pages, 30 days, raw", f'{r["rollup_query"]["raw_ms"]} ms',
+         f'{r["rollup_query"]["raw_points"]:,} raw points'),
+        ("rollup speed-up", f'{r["rollup_query"]["ratio"]}x', "goal >= 50x"),
+    ]
+    rows += [(f"agent {name}", f'{s["gzip_9"]} B gzip -9', f'{s["bytes"]} B minified')
+             for name, s in r["agent"].items()]
+    width = max(len(a) for a, _, _ in rows)
+    return "\n".join(f"{a:<{width}}  {v:>22}  {note}" for a, v, note in rows)
+
+
+def main() -> None:
+    env_creds = [os.environ.get(k) for k in ("INFLUXDB_V2_URL", "INFLUXDB_V2_ORG", "INFLUXDB_V2_TOKEN")]
+    with tempfile.TemporaryDirectory(prefix="analytics-bench-") as tmp:
+        state = Path(tmp)
+        if all(env_creds):
+            results = run(InfluxCredentials(*env_creds), state)  # type: ignore[arg-type]
+        else:
+            progress("starting a throwaway influxd")
+            with LocalInflux(data_dir=str(state / "influxd")) as server:
+                server.start()
+                results = run(server.onboard(), state)
+    (BENCH / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(table(results))
+    print(f"\nwritten: {BENCH / 'results.json'}, profile: {BENCH / 'profile.txt'}")
+
+
+if __name__ == "__main__":
+    main()
