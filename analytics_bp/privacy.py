@@ -61,6 +61,14 @@ def period_start(period: str, now: float) -> float:
     return start.timestamp()
 
 
+def period_end(period: str, now: float) -> float:
+    start = datetime.fromtimestamp(period_start(period, now), UTC)
+    if period == "month":
+        return (start.replace(year=start.year + 1, month=1) if start.month == 12
+                else start.replace(month=start.month + 1)).timestamp()
+    return start.timestamp() + 86400
+
+
 class SaltStore:
     """The current period's random salt, created atomically by whichever worker needs it first.
 
@@ -77,15 +85,18 @@ class SaltStore:
         self._key = ""
         self._salt = b""
         self._cleaned_for = ""
+        # Hot path: between these instants the salt is known and old salts are already deleted.
+        self._fast_from = 0.0
+        self._fast_until = 0.0
 
     def _now(self) -> float:
         return float(self._clock.time())  # type: ignore[attr-defined]
 
     def current(self) -> bytes:
         now = self._now()
-        key = period_key(self.period, now)
-        if key == self._key and self._cleaned_for == key:
+        if self._fast_from <= now < self._fast_until:
             return self._salt
+        key = period_key(self.period, now)
         with self._lock:
             if key != self._key:
                 self._salt = self._load_or_create(key)
@@ -93,6 +104,9 @@ class SaltStore:
             if self._cleaned_for != key and now >= period_start(self.period, now) + SALT_GRACE_SECONDS:
                 self.delete_old_salts(key)
                 self._cleaned_for = key
+            if self._cleaned_for == key:
+                self._fast_from = period_start(self.period, now)
+                self._fast_until = period_end(self.period, now)
             return self._salt
 
     def _load_or_create(self, key: str) -> bytes:

@@ -186,6 +186,22 @@ class Sink:
                 break
         self._spool_bytes = self._measure_spool()
 
+    def drain(self, timeout: float = 30.0) -> bool:
+        """Commit, then deliver until the spool is empty; True when it is.
+
+        Unlike `deliver()`, this also waits for segments another deliverer (this process's flusher
+        thread or another worker) holds, so on return everything accepted so far is in InfluxDB.
+        """
+        self.commit()
+        deadline = time.monotonic() + timeout
+        while True:
+            self.deliver(deadline)
+            if not self.pending_segments():
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+
     def _deliver_segment(self, segment: Path) -> bool:
         try:
             handle = segment.open("rb")

@@ -105,10 +105,8 @@ def make_app(influx: Influx, bucket: str, tmp_path: Path) -> Iterator[Any]:
 
 
 def flush(app: Flask) -> None:
-    """Deliver everything the app's sink holds (commit + deliver), as a graceful stop does."""
-    sink = app.extensions["analytics"].sink()
-    sink.commit()
-    sink.deliver()
+    """Deliver everything the app's sink holds, waiting for its flusher thread's delivery too."""
+    assert app.extensions["analytics"].sink().drain(), "spool not empty after 30 s"
 
 
 def random_token() -> str:

@@ -64,6 +64,19 @@ def test_salt_is_shared_rotated_and_old_salts_deleted(tmp_path: Path) -> None:
     clock.t = DAY1 + 86400 + privacy.SALT_GRACE_SECONDS + 1
     assert a.current() == second
     assert sorted(p.name for p in tmp_path.iterdir()) == ["salt-2026-01-02"]
+    clock.t = DAY1 + 2 * 86400 - 0.001  # last instant of day 2: the cached salt still applies
+    assert a.current() == second
+    clock.t = DAY1 + 2 * 86400 + 3600  # day 3, past the grace window: new salt, day 2's deleted
+    third = a.current()
+    assert third not in (first, second)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["salt-2026-01-03"]
+
+
+def test_period_end_rolls_over_months_and_years() -> None:
+    dec = 1_796_083_200.0  # 2026-12-01T00:00:00Z
+    assert privacy.period_end("month", dec + 5 * 86400) == 1_798_761_600.0  # 2027-01-01
+    assert privacy.period_end("month", DAY1 + 40 * 86400) == 1_772_323_200.0  # 2026-03-01
+    assert privacy.period_end("day", DAY1 + 3600) == DAY1 + 86400
 
 
 def test_month_salt_lasts_the_month(tmp_path: Path) -> None:
