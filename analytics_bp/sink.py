@@ -391,7 +391,13 @@ class InfluxAdmin:
         run = api.run_manually(task.id, scheduled_for=scheduled_for)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            current = api.get_run(task.id, run.id)
+            try:
+                current = api.get_run(task.id, run.id)
+            except ApiException as err:
+                if err.status != 404:  # a queued run can be briefly unknown while it starts
+                    raise
+                time.sleep(0.1)
+                continue
             if current.status in ("success", "failed", "canceled"):
                 logs = [entry.message for entry in api.get_run_logs(task.id, run.id)]
                 return {"status": current.status, "logs": logs}

@@ -91,11 +91,11 @@ def wrk(url: str, seconds: int, delay_ms: float = 0.0) -> WrkResult:
 def measure(server: Server, seconds: int, progress: Any) -> dict[str, WrkResult]:
     """Warm up, find the maximum rate, then measure latency at half of it (paced connections)."""
     with server:
-        wrk(server.url, 2)
+        warmup = wrk(server.url, 2)
         progress(f"{server.app}: maximum rate, {seconds}s")
         peak = wrk(server.url, seconds)
         # Each connection waits `delay` before each request: CONNECTIONS / delay ~ half the peak rate.
         delay_ms = CONNECTIONS / (peak.rate / 2) * 1000
         progress(f"{server.app}: latency at half rate (~{peak.rate / 2:.0f} req/s), {seconds}s")
         half = wrk(server.url, seconds, delay_ms)
-    return {"peak": peak, "half": half}
+    return {"warmup": warmup, "peak": peak, "half": half}

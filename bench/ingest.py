@@ -27,10 +27,10 @@ def deliver(target: InfluxTarget, lines: list[str], batch_size: int = 5000) -> f
     return elapsed
 
 
-def stored_count(admin: InfluxAdmin, bucket: str) -> int:
+def stored_count(admin: InfluxAdmin, bucket: str, measurement: str = "pageview") -> int:
     rows = admin.query(
-        'from(bucket: b) |> range(start: 0) |> filter(fn: (r) => r._field == "count")'
-        ' |> group() |> sum()', params={"b": bucket})
+        'from(bucket: b) |> range(start: 0) |> filter(fn: (r) => r._measurement == m'
+        ' and r._field == "count") |> group() |> sum()', params={"b": bucket, "m": measurement})
     return int(rows[0]["_value"]) if rows else 0
 
 
