@@ -7,6 +7,7 @@ the log and pid paths.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 NGINX_DIR = Path(__file__).parent.parent / "nginx"
@@ -24,7 +25,10 @@ def render_example(listen: str, upstream: str, prefix: str, static_root: str,
     example = example.replace("include /etc/nginx/snippets/analytics.conf;", dropin)
     temp = "\n".join(f"    {kind}_temp_path {prefix}/{kind}_temp;"
                      for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
-    return f"""worker_processes 1;
+    # Started as root (CI, containers), nginx would run its workers as `nobody`, who cannot read a
+    # checkout or temp directory with mode 0700; this local instance keeps root's identity instead.
+    user = "user root;\n" if os.geteuid() == 0 else ""
+    return f"""{user}worker_processes 1;
 pid {prefix}/nginx.pid;
 error_log {prefix}/error.log warn;
 events {{ worker_connections 512; }}
