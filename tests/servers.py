@@ -151,7 +151,13 @@ class Nginx:
         assert check.returncode == 0, check.stderr
         self.proc = subprocess.Popen([nginx, "-c", str(self.conf), "-p", str(self.prefix),
                                       "-g", "daemon off;"])
-        wait_http(self.url + "/analytics/agent.js")
+        try:
+            wait_http(self.url + "/analytics/agent.js")
+        except RuntimeError as err:  # __exit__ will not run: stop it here, say why it failed
+            self.__exit__()
+            errors = (self.prefix / "error.log")
+            tail = errors.read_text()[-2000:] if errors.exists() else ""
+            raise RuntimeError(f"nginx did not serve agent.js: {err}\n{tail}") from None
         return self
 
     def access_log(self) -> str:
