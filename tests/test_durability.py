@@ -106,7 +106,7 @@ def test_graceful_signals_mid_burst_lose_nothing(own_influx: Restartable,
     if sig == signal.SIGTERM:
         assert server.proc is not None and server.proc.wait(timeout=40) == 0
     ok = sender.ok()
-    assert ok > 150
+    assert ok > 100  # a real burst was under way (the sender paces itself, not exactly)
     assert own_influx.wait_count(bucket, sess, ok) == ok
 
 
