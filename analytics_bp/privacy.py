@@ -62,11 +62,9 @@ def period_start(period: str, now: float) -> float:
 
 
 def period_end(period: str, now: float) -> float:
-    start = datetime.fromtimestamp(period_start(period, now), UTC)
-    if period == "month":
-        return (start.replace(year=start.year + 1, month=1) if start.month == 12
-                else start.replace(month=start.month + 1)).timestamp()
-    return start.timestamp() + 86400
+    """The start of the next period (32 days past a month's start is always in the next month)."""
+    start = period_start(period, now)
+    return period_start(period, start + 32 * 86400) if period == "month" else start + 86400
 
 
 class SaltStore:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from functools import lru_cache
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
@@ -26,18 +26,10 @@ def _state() -> AnalyticsState:
     return current_app.extensions["analytics"]  # type: ignore[no-any-return]
 
 
-def _read_body(environ: dict[str, Any], limit: int) -> bytes:
-    """At most limit+1 bytes, whatever Content-Length claims, so an oversize body costs nothing.
-
-    With a valid Content-Length, read wsgi.input directly (the WSGI contract: never past it), which
-    skips building werkzeug's stream wrapper on the hot path; otherwise (chunked) let werkzeug do it.
-    """
-    declared = environ.get("CONTENT_LENGTH", "")
-    if declared.isdigit():
-        length = int(declared)
-        if length > limit:
-            return b"x" * (limit + 1)
-        return environ["wsgi.input"].read(length) if length else b""
+def _read_body(limit: int) -> bytes:
+    """At most limit+1 bytes, whatever Content-Length claims, so an oversize body costs nothing."""
+    if request.content_length is not None and request.content_length > limit:
+        return b"x" * (limit + 1)
     return request.stream.read(limit + 1)
 
 
@@ -53,16 +45,16 @@ def _respond(outcome: Outcome) -> Response:
 
 def collect(kind: str) -> Response:
     state = _state()
-    environ = request.environ  # plain dict lookups: the hot path skips werkzeug's header wrapper
+    headers = request.headers
     parts = RequestParts(
-        body=_read_body(environ, state.config.max_body),
-        content_type=environ.get("CONTENT_TYPE", ""),
-        origin=environ.get("HTTP_ORIGIN"),
-        remote_addr=environ.get("REMOTE_ADDR"),
-        forwarded_for=environ.get("HTTP_X_FORWARDED_FOR"),
-        user_agent=environ.get("HTTP_USER_AGENT", ""),
-        dnt=environ.get("HTTP_DNT"),
-        gpc=environ.get("HTTP_SEC_GPC"),
+        body=_read_body(state.config.max_body),
+        content_type=headers.get("Content-Type", ""),
+        origin=headers.get("Origin"),
+        remote_addr=request.remote_addr,
+        forwarded_for=headers.get("X-Forwarded-For"),
+        user_agent=headers.get("User-Agent", ""),
+        dnt=headers.get("DNT"),
+        gpc=headers.get("Sec-GPC"),
     )
     return _respond(state.collector.handle(kind, parts))
 

@@ -5,19 +5,15 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from analytics_bp.localinflux import free_port
+from tests.servers import Gunicorn
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
-VENV_BIN = Path(sys.executable).parent
 CONNECTIONS = 16
 
 
@@ -41,38 +37,11 @@ class WrkResult:
                 "p50_ms": self.p50_ms, "p90_ms": self.p90_ms, "p99_ms": self.p99_ms}
 
 
-class Server:
-    """gunicorn with the repository's gunicorn.conf.py serving `app` (an import spec)."""
-
-    def __init__(self, app: str, env: Mapping[str, str], workers: int, log: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.app = app
-        self.env = {**os.environ, **env, "ANALYTICS_BIND": f"127.0.0.1:{self.port}",
-                    "ANALYTICS_WORKERS": str(workers), "ANALYTICS_ACCESS_LOG": "/dev/null",
-                    "ANALYTICS_LOG_LEVEL": "warning", "PYTHONPATH": str(BENCH)}
-        self.log = log
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def __enter__(self) -> Server:
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [str(VENV_BIN / "gunicorn"), "-c", str(ROOT / "gunicorn.conf.py"), self.app],
-                env=self.env, cwd=ROOT, stdout=out, stderr=out)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(self.url + "/analytics/health", timeout=2):
-                    return self
-            except OSError:
-                time.sleep(0.1)
-        self.__exit__()
-        raise RuntimeError(f"{self.app} did not start; see {self.log}")
-
-    def __exit__(self, *exc: object) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=60)
+def server(app: str, env: Mapping[str, str], log: Path) -> Gunicorn:
+    """`app` under the tests' gunicorn helper: 2 workers, no access log, warnings only."""
+    quiet = {**env, "ANALYTICS_ACCESS_LOG": "/dev/null", "ANALYTICS_LOG_LEVEL": "warning",
+             "PYTHONPATH": str(BENCH)}
+    return Gunicorn(quiet, workers=2, log=log, app=app)
 
 
 def wrk(url: str, seconds: int, delay_ms: float = 0.0) -> WrkResult:
@@ -88,7 +57,7 @@ def wrk(url: str, seconds: int, delay_ms: float = 0.0) -> WrkResult:
                      raw["p50_us"] / 1000, raw["p90_us"] / 1000, raw["p99_us"] / 1000)
 
 
-def measure(server: Server, seconds: int, progress: Any) -> dict[str, WrkResult]:
+def measure(server: Gunicorn, seconds: int, progress: Any) -> dict[str, WrkResult]:
     """Warm up, find the maximum rate, then measure latency at half of it (paced connections)."""
     with server:
         warmup = wrk(server.url, 2)

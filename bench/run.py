@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # tests.servers: the real servers
 
 import http_load
 import ingest
@@ -59,9 +60,9 @@ def http_comparison(admin: InfluxAdmin, creds: InfluxCredentials, state: Path) -
     admin.ensure_bucket(bucket, 0)
     env = {**creds.as_env(), "ANALYTICS_PERMITTED_DOMAINS": "bench.example", "ANALYTICS_BUCKET": bucket,
            "ANALYTICS_STATE_DIR": str(state / "http")}
-    base = http_load.measure(http_load.Server("baseline_app:create_app()", {}, 2, state / "base.log"),
+    base = http_load.measure(http_load.server("baseline_app:create_app()", {}, state / "base.log"),
                              HTTP_SECONDS, progress)
-    coll = http_load.measure(http_load.Server("analytics_bp:create_app()", env, 2, state / "coll.log"),
+    coll = http_load.measure(http_load.server("analytics_bp:create_app()", env, state / "coll.log"),
                              HTTP_SECONDS, progress)
     accepted = sum(r.requests - r.non_2xx for r in coll.values())
     stored = ingest.stored_count(admin, bucket, "pageview")

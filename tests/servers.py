@@ -35,16 +35,17 @@ def wait_http(url: str, timeout: float = 20, ok: tuple[int, ...] = (200,)) -> No
 
 
 class Gunicorn:
-    """The collector under a real gunicorn (the repository's gunicorn.conf.py)."""
+    """An app (the collector by default) under a real gunicorn with the repository's gunicorn.conf.py."""
 
     def __init__(self, env: Mapping[str, str], workers: int = 2, log: Path | None = None,
-                 extra_args: tuple[str, ...] = ()) -> None:
+                 extra_args: tuple[str, ...] = (), app: str = "analytics_bp:create_app()") -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, **env, "ANALYTICS_BIND": f"127.0.0.1:{self.port}",
                     "ANALYTICS_WORKERS": str(workers)}
         self.log_path = log or Path(env.get("ANALYTICS_STATE_DIR", "/tmp")) / "gunicorn.log"
         self.extra_args = extra_args
+        self.app = app
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Gunicorn:
@@ -52,7 +53,7 @@ class Gunicorn:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [str(VENV_BIN / "gunicorn"), "-c", str(ROOT / "gunicorn.conf.py"), *self.extra_args,
-             "analytics_bp:create_app()"],
+             self.app],
             env=self.env, cwd=ROOT, stdout=log, stderr=log)
         log.close()
         try:

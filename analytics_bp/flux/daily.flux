@@ -75,7 +75,6 @@ breakdown = (tables=<-, columns, name) =>
         |> to(bucket: out)
         |> yield(name: name)
 
-
 pageviews(field: "count") |> breakdown(columns: ["domain", "page"], name: "pages")
 pageviews(field: "count") |> breakdown(columns: ["domain", "source"], name: "sources")
 pageviews(field: "count") |> breakdown(columns: ["domain", "browser", "os", "device"], name: "agents")
