@@ -2,8 +2,14 @@
 
 Path of a point: `write()` appends to an in-memory buffer (the only work on the request path).
 A flusher thread, once per ANALYTICS_FLUSH_INTERVAL (or sooner when a batch is full), group-commits
-the buffer to a new spool segment (write, fsync, rename), then delivers pending segments oldest
-first, gzip, ANALYTICS_BATCH_SIZE lines per request, and deletes each once InfluxDB took it.
+the buffer to spool segments (write, fsync, rename) of at most two batches each. A separate
+delivery thread sends pending segments oldest first, gzip, ANALYTICS_BATCH_SIZE lines per request,
+two requests in flight, and deletes each segment once InfluxDB took it.
+
+Why two threads: a commit never waits for InfluxDB, so a slow or large delivery cannot stretch the
+group-commit interval (the kill -9 loss bound) and InfluxDB parses one segment while the next is
+committed. Why small segments: memory per delivery stays bounded after a long outage, and the
+next segment's requests are sent while the previous one's finish.
 
 Why not influxdb-client's batching WriteApi: it keeps points only in memory, drops a batch after its
 retries and loses everything on a crash. With the spool, an outage only grows the spool (beacons
@@ -26,8 +32,8 @@ import logging
 import os
 import threading
 import time
-from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
+from collections import Counter, deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,10 +50,21 @@ log = logging.getLogger("analytics.sink")
 
 CounterKey = tuple[str, tuple[tuple[str, str], ...]]
 MAX_BACKOFF = 30.0
-SENDERS = 2  # write requests in flight at once for one segment
+SENDERS = 2  # write requests in flight at once
 PARALLEL_MIN_LINES = 1000
+SEGMENTS_IN_FLIGHT = 2  # the next segment is read and sent while the previous one finishes
 GZIP_LEVEL = 1
 SLOTS = 1000
+
+
+@dataclass(frozen=True)
+class _Delivery:
+    """A locked segment whose write requests are queued or in flight."""
+
+    segment: Path
+    handle: Any
+    lines: int
+    futures: list[Future[str]]
 
 
 @dataclass(frozen=True)
@@ -101,9 +118,11 @@ class Sink:
         self._writes = WriteService(self._client.api_client)
         self._senders = ThreadPoolExecutor(max_workers=SENDERS, thread_name_prefix="analytics-send")
         self._lock = threading.Lock()
+        self._commit_lock = threading.Lock()
         self._buffer: list[str] = []
         self._counters: Counter[CounterKey] = Counter()
         self._wake = threading.Event()
+        self._committed = threading.Event()
         self._stop = threading.Event()
         self._seq = 0
         self.stats: dict[str, Any] = {
@@ -116,6 +135,9 @@ class Sink:
         self._ping_cache: tuple[float, bool] = (0.0, False)
         self._thread = threading.Thread(target=self._run, name="analytics-sink", daemon=True)
         self._thread.start()
+        self._deliverer = threading.Thread(target=self._deliver_loop, name="analytics-deliver",
+                                           daemon=True)
+        self._deliverer.start()
 
     # -- request path -------------------------------------------------------------------------
     def write(self, line: str) -> None:
@@ -141,13 +163,23 @@ class Sink:
             self._wake.wait(self.flush_interval)
             self._wake.clear()
             try:
-                self.commit()
+                if self.commit():
+                    self._committed.set()
+            except Exception:  # the flusher must survive anything; the buffer keeps the data
+                log.exception("analytics sink commit failed")
+
+    def _deliver_loop(self) -> None:
+        """Deliver after each commit, and once per flush interval for retries and orphans."""
+        while not self._stop.is_set():
+            self._committed.wait(self.flush_interval)
+            self._committed.clear()
+            try:
                 self.deliver()
-            except Exception:  # the flusher must survive anything; the spool keeps the data
-                log.exception("analytics sink flush failed")
+            except Exception:  # the deliverer must survive anything; the spool keeps the data
+                log.exception("analytics sink delivery failed")
 
     def commit(self) -> int:
-        """Group commit: move the buffer and counters into one fsynced spool segment."""
+        """Group commit: move the buffer and counters into fsynced spool segments."""
         with self._lock:
             lines, self._buffer = self._buffer, []
             counters, self._counters = self._counters, Counter()
@@ -155,6 +187,15 @@ class Sink:
             lines.extend(counter_lines(counters.items(), self.clock))
         if not lines:
             return 0
+        size = SENDERS * self.batch_size
+        with self._commit_lock:
+            for i in range(0, len(lines), size):
+                self._write_segment(lines[i : i + size])
+            self._fsync_dir()
+        self.stats["accepted"] += len(lines)
+        return len(lines)
+
+    def _write_segment(self, lines: list[str]) -> None:
         self._seq += 1
         name = f"{time.time_ns():020d}-{self.slot:03d}-{self._seq:08d}.lp"
         tmp = self.spool / f".{name}.tmp"
@@ -166,10 +207,7 @@ class Sink:
         finally:
             os.close(fd)
         os.rename(tmp, self.spool / name)
-        self._fsync_dir()
-        self.stats["accepted"] += len(lines)
         self._spool_bytes += len(data)
-        return len(lines)
 
     def _fsync_dir(self) -> None:
         fd = os.open(self.spool, os.O_RDONLY)
@@ -182,15 +220,30 @@ class Sink:
         return sorted(self.spool.glob("*.lp"))
 
     def deliver(self, deadline: float | None = None) -> None:
-        """Send pending segments oldest first; stop at the first outage and back off."""
+        """Send pending segments oldest first, two at a time; stop at the first outage and back off.
+
+        The next segment's requests are queued while the previous segment's finish, so InfluxDB
+        always has work; a segment is deleted only once all of its requests succeeded.
+        """
         if time.monotonic() < self._backoff_until:
             return
-        for segment in self.pending_segments():
-            if deadline is not None and time.monotonic() > deadline:
-                break
-            if not self._deliver_segment(segment):
-                break
-        self._spool_bytes = self._measure_spool()
+        in_flight: deque[_Delivery] = deque()
+        failed = False
+        try:
+            for segment in self.pending_segments():
+                if failed or (deadline is not None and time.monotonic() > deadline):
+                    break
+                delivery = self._start_delivery(segment)
+                if delivery is not None:
+                    in_flight.append(delivery)
+                if len(in_flight) >= SEGMENTS_IN_FLIGHT:
+                    failed = not self._finish_delivery(in_flight.popleft())
+            while in_flight:
+                self._finish_delivery(in_flight.popleft())
+        finally:
+            for delivery in in_flight:  # only after an unexpected error: unlock, retry later
+                delivery.handle.close()
+            self._spool_bytes = self._measure_spool()
 
     def drain(self, timeout: float = 30.0) -> bool:
         """Commit, then deliver until the spool is empty; True when it is.
@@ -208,29 +261,37 @@ class Sink:
                 return False
             time.sleep(0.02)
 
-    def _deliver_segment(self, segment: Path) -> bool:
+    def _start_delivery(self, segment: Path) -> _Delivery | None:
+        """Lock the segment and queue its requests; None when another deliverer has it."""
         try:
             handle = segment.open("rb")
         except FileNotFoundError:
-            return True  # another worker delivered it
-        with handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError as err:
-                if err.errno in (errno.EAGAIN, errno.EACCES):
-                    return True  # another worker is delivering it
-                raise
+            return None  # another worker delivered it
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             if os.fstat(handle.fileno()).st_nlink == 0:
-                return True  # delivered and unlinked while we waited
-            lines = handle.read().splitlines()  # bytes: sent as stored, never decoded
-            outcomes = list(self._senders.map(self._send, self._batches(lines)))
+                handle.close()
+                return None  # delivered and unlinked while we waited
+        except OSError as err:
+            handle.close()
+            if err.errno in (errno.EAGAIN, errno.EACCES):
+                return None  # another worker (or this one's other thread) is delivering it
+            raise
+        lines = handle.read().splitlines()  # bytes: sent as stored, never decoded
+        futures = [self._senders.submit(self._send, batch) for batch in self._batches(lines)]
+        return _Delivery(segment, handle, len(lines), futures)
+
+    def _finish_delivery(self, delivery: _Delivery) -> bool:
+        """Wait for a segment's requests; delete it, set it aside, or keep it for a retry."""
+        with delivery.handle:  # closing it releases the lock
+            outcomes = [future.result() for future in delivery.futures]
             if "retry" in outcomes:
                 return False  # the whole segment again later: repeated points overwrite themselves
             if "invalid" in outcomes:
-                self._set_aside(segment)
+                self._set_aside(delivery.segment)
                 return True
-            segment.unlink(missing_ok=True)
-            self.stats["delivered"] += len(lines)
+            delivery.segment.unlink(missing_ok=True)
+            self.stats["delivered"] += delivery.lines
             self.stats["last_delivery"] = time.time()
         return True
 
@@ -315,7 +376,9 @@ class Sink:
         """Stop the flusher, commit what is buffered and deliver it while InfluxDB answers."""
         self._stop.set()
         self._wake.set()
+        self._committed.set()
         self._thread.join(timeout=timeout)
+        self._deliverer.join(timeout=timeout)
         self.commit()
         self._backoff_until = 0.0
         self.deliver(deadline=time.monotonic() + timeout)

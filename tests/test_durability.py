@@ -182,3 +182,56 @@ def test_points_influx_refuses_are_set_aside_not_retried(own_influx: Restartable
         assert sorted((r["t"], r["_value"]) for r in rows) == [("a", 1), ("b", 2)]
     finally:
         sink.close()
+
+
+def test_commits_go_on_while_a_delivery_hangs(own_influx: Restartable, tmp_path: Path) -> None:
+    """A stalled InfluxDB (SIGSTOP: connections open, no answer) must not hold points in memory:
+    the group commit, the kill -9 loss bound, runs on its own thread, apart from delivery."""
+    bucket = f"d_{uuid.uuid4().hex[:8]}"
+    own_influx.admin.ensure_bucket(bucket, 0)
+    target = InfluxTarget(own_influx.creds.url, own_influx.creds.org, own_influx.creds.token,
+                          bucket)
+    sink = Sink(target, str(tmp_path / "spool"), flush_interval=0.1, timeout_ms=60_000)
+    influxd = own_influx.server.proc
+    assert influxd is not None
+    try:
+        os.kill(influxd.pid, signal.SIGSTOP)
+        try:
+            sink.write("stall,t=a v=0i 1700000000000000000")
+            time.sleep(0.6)  # committed; its delivery now waits on the stopped server
+            for i in range(1, 11):
+                sink.write(f"stall,t=a v={i}i {1700000000000000000 + i}")
+            time.sleep(0.6)
+            assert sink.health()["buffered"] == 0
+            assert len(sink.pending_segments()) == 2
+        finally:
+            os.kill(influxd.pid, signal.SIGCONT)
+        assert sink.drain(timeout=60)
+    finally:
+        sink.close()
+    rows = own_influx.admin.query('from(bucket: b) |> range(start: 0) |> group() |> sum()',
+                                  params={"b": bucket})
+    assert rows[0]["_value"] == sum(range(11))
+
+
+def test_a_large_commit_is_cut_into_segments_of_two_batches(own_influx: Restartable,
+                                                          tmp_path: Path) -> None:
+    bucket = f"d_{uuid.uuid4().hex[:8]}"
+    own_influx.admin.ensure_bucket(bucket, 0)
+    target = InfluxTarget(own_influx.creds.url, own_influx.creds.org, own_influx.creds.token,
+                          bucket)
+    sink = Sink(target, str(tmp_path / "spool"), flush_interval=60, batch_size=10)
+    try:
+        for i in range(45):
+            sink.write(f"cut,t=a v=1i {1700000000000000000 + i}")
+        assert sink.commit() == 45
+        sizes = [len(s.read_bytes().splitlines()) for s in sink.pending_segments()]
+        assert sizes == [20, 20, 5]
+        sink.deliver()
+        assert sink.pending_segments() == []
+        assert sink.stats["delivered"] == 45
+    finally:
+        sink.close()
+    rows = own_influx.admin.query('from(bucket: b) |> range(start: 0) |> group() |> count()',
+                                  params={"b": bucket})
+    assert rows[0]["_value"] == 45
