@@ -165,7 +165,7 @@ class Sink:
             try:
                 if self.commit():
                     self._committed.set()
-            except Exception:  # the flusher must survive anything; the buffer keeps the data
+            except Exception:  # the flusher must survive; only a commit the disk refused is lost
                 log.exception("analytics sink commit failed")
 
     def _deliver_loop(self) -> None:
@@ -192,7 +192,7 @@ class Sink:
             for i in range(0, len(lines), size):
                 self._write_segment(lines[i : i + size])
             self._fsync_dir()
-        self.stats["accepted"] += len(lines)
+            self.stats["accepted"] += len(lines)
         return len(lines)
 
     def _write_segment(self, lines: list[str]) -> None:
