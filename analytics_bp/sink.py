@@ -35,6 +35,7 @@ import time
 from collections import Counter, deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from io import BufferedReader
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +63,7 @@ class _Delivery:
     """A locked segment whose write requests are queued or in flight."""
 
     segment: Path
-    handle: Any
+    handle: BufferedReader
     lines: int
     futures: list[Future[str]]
 
@@ -248,7 +249,7 @@ class Sink:
     def drain(self, timeout: float = 30.0) -> bool:
         """Commit, then deliver until the spool is empty; True when it is.
 
-        Unlike `deliver()`, this also waits for segments another deliverer (this process's flusher
+        Unlike `deliver()`, this also waits for segments another deliverer (this process's delivery
         thread or another worker) holds, so on return everything accepted so far is in InfluxDB.
         """
         self.commit()
@@ -269,14 +270,14 @@ class Sink:
             return None  # another worker delivered it
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            if os.fstat(handle.fileno()).st_nlink == 0:
-                handle.close()
-                return None  # delivered and unlinked while we waited
         except OSError as err:
             handle.close()
             if err.errno in (errno.EAGAIN, errno.EACCES):
-                return None  # another worker (or this one's other thread) is delivering it
+                return None  # another worker (or this process's other deliverer) has it
             raise
+        if os.fstat(handle.fileno()).st_nlink == 0:
+            handle.close()
+            return None  # delivered and unlinked while we waited
         lines = handle.read().splitlines()  # bytes: sent as stored, never decoded
         futures = [self._senders.submit(self._send, batch) for batch in self._batches(lines)]
         return _Delivery(segment, handle, len(lines), futures)
@@ -296,8 +297,9 @@ class Sink:
         return True
 
     def _batches(self, lines: list[bytes]) -> list[list[bytes]]:
-        """At most batch_size lines each; a large segment goes as two or more requests at once,
-        so InfluxDB parses on both cores while this process compresses the next batch."""
+        """At most batch_size lines each; a segment of 2 * PARALLEL_MIN_LINES or more goes as two
+        requests at once (or more, for a segment an older, larger batch size left), so InfluxDB
+        parses on both cores while this process compresses the next batch."""
         size = self.batch_size
         if len(lines) >= 2 * PARALLEL_MIN_LINES:
             size = min(size, -(-len(lines) // SENDERS))
@@ -373,7 +375,7 @@ class Sink:
         }
 
     def close(self, timeout: float = 10.0) -> None:
-        """Stop the flusher, commit what is buffered and deliver it while InfluxDB answers."""
+        """Stop both threads, commit what is buffered and deliver it while InfluxDB answers."""
         self._stop.set()
         self._wake.set()
         self._committed.set()

@@ -105,7 +105,7 @@ def make_app(influx: Influx, bucket: str, tmp_path: Path) -> Iterator[Any]:
 
 
 def flush(app: Flask) -> None:
-    """Deliver everything the app's sink holds, waiting for its flusher thread's delivery too."""
+    """Deliver everything the app's sink holds, waiting for its delivery thread's too."""
     assert app.extensions["analytics"].sink().drain(), "spool not empty after 30 s"
 
 

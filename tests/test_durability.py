@@ -28,6 +28,15 @@ class Restartable:
         self.creds: InfluxCredentials = self.server.onboard()
         self.admin = InfluxAdmin(self.creds.url, self.creds.org, self.creds.token)
 
+    def new_bucket(self) -> str:
+        bucket = f"d_{uuid.uuid4().hex[:8]}"
+        self.admin.ensure_bucket(bucket, 0)
+        return bucket
+
+    def new_target(self) -> InfluxTarget:
+        """A fresh bucket, as a sink's target."""
+        return InfluxTarget(self.creds.url, self.creds.org, self.creds.token, self.new_bucket())
+
     def stop(self) -> None:
         self.server.stop()
 
@@ -64,8 +73,7 @@ def own_influx(tmp_path_factory: Any) -> Iterator[Restartable]:
 
 @pytest.fixture
 def collector(own_influx: Restartable, tmp_path: Path) -> Iterator[tuple[Gunicorn, str]]:
-    bucket = f"d_{uuid.uuid4().hex[:8]}"
-    own_influx.admin.ensure_bucket(bucket, 0)
+    bucket = own_influx.new_bucket()
     env = {**own_influx.creds.as_env(), "ANALYTICS_BUCKET": bucket,
            "ANALYTICS_PERMITTED_DOMAINS": "example.com",
            "ANALYTICS_STATE_DIR": str(tmp_path / "state"), "ANALYTICS_FLUSH_INTERVAL": "1.0"}
@@ -131,8 +139,7 @@ def test_hard_kill_loses_at_most_about_one_flush_interval(
 
 def test_full_spool_answers_503_and_health_shows_it(own_influx: Restartable,
                                                      tmp_path: Path) -> None:
-    bucket = f"d_{uuid.uuid4().hex[:8]}"
-    own_influx.admin.ensure_bucket(bucket, 0)
+    bucket = own_influx.new_bucket()
     env = {**own_influx.creds.as_env(), "ANALYTICS_BUCKET": bucket,
            "ANALYTICS_PERMITTED_DOMAINS": "example.com", "ANALYTICS_SPOOL_MAX_BYTES": "3000",
            "ANALYTICS_STATE_DIR": str(tmp_path / "state"), "ANALYTICS_FLUSH_INTERVAL": "0.1"}
@@ -160,10 +167,7 @@ def test_full_spool_answers_503_and_health_shows_it(own_influx: Restartable,
 
 def test_points_influx_refuses_are_set_aside_not_retried(own_influx: Restartable,
                                                          tmp_path: Path) -> None:
-    bucket = f"d_{uuid.uuid4().hex[:8]}"
-    own_influx.admin.ensure_bucket(bucket, 0)
-    target = InfluxTarget(own_influx.creds.url, own_influx.creds.org, own_influx.creds.token,
-                          bucket)
+    target = own_influx.new_target()
     sink = Sink(target, str(tmp_path / "spool"), flush_interval=60)
     try:
         sink.write("m,t=a v=1i 1700000000000000000")
@@ -178,7 +182,8 @@ def test_points_influx_refuses_are_set_aside_not_retried(own_influx: Restartable
         assert len(aside) == 1
         reason = aside[0].with_suffix(".reason").read_text()
         assert "conflict" in reason
-        rows = own_influx.admin.query('from(bucket: b) |> range(start: 0)', params={"b": bucket})
+        rows = own_influx.admin.query('from(bucket: b) |> range(start: 0)',
+                                  params={"b": target.bucket})
         assert sorted((r["t"], r["_value"]) for r in rows) == [("a", 1), ("b", 2)]
     finally:
         sink.close()
@@ -187,10 +192,7 @@ def test_points_influx_refuses_are_set_aside_not_retried(own_influx: Restartable
 def test_commits_go_on_while_a_delivery_hangs(own_influx: Restartable, tmp_path: Path) -> None:
     """A stalled InfluxDB (SIGSTOP: connections open, no answer) must not hold points in memory:
     the group commit, the kill -9 loss bound, runs on its own thread, apart from delivery."""
-    bucket = f"d_{uuid.uuid4().hex[:8]}"
-    own_influx.admin.ensure_bucket(bucket, 0)
-    target = InfluxTarget(own_influx.creds.url, own_influx.creds.org, own_influx.creds.token,
-                          bucket)
+    target = own_influx.new_target()
     sink = Sink(target, str(tmp_path / "spool"), flush_interval=0.1, timeout_ms=60_000)
     influxd = own_influx.server.proc
     assert influxd is not None
@@ -210,16 +212,13 @@ def test_commits_go_on_while_a_delivery_hangs(own_influx: Restartable, tmp_path:
     finally:
         sink.close()
     rows = own_influx.admin.query('from(bucket: b) |> range(start: 0) |> group() |> sum()',
-                                  params={"b": bucket})
+                                  params={"b": target.bucket})
     assert rows[0]["_value"] == sum(range(11))
 
 
 def test_a_large_commit_is_cut_into_segments_of_two_batches(own_influx: Restartable,
                                                           tmp_path: Path) -> None:
-    bucket = f"d_{uuid.uuid4().hex[:8]}"
-    own_influx.admin.ensure_bucket(bucket, 0)
-    target = InfluxTarget(own_influx.creds.url, own_influx.creds.org, own_influx.creds.token,
-                          bucket)
+    target = own_influx.new_target()
     sink = Sink(target, str(tmp_path / "spool"), flush_interval=60, batch_size=10)
     try:
         for i in range(45):
@@ -233,5 +232,5 @@ def test_a_large_commit_is_cut_into_segments_of_two_batches(own_influx: Restarta
     finally:
         sink.close()
     rows = own_influx.admin.query('from(bucket: b) |> range(start: 0) |> group() |> count()',
-                                  params={"b": bucket})
+                                  params={"b": target.bucket})
     assert rows[0]["_value"] == 45
