@@ -50,5 +50,4 @@ def measure(admin: InfluxAdmin, target: InfluxTarget, n: int, now_ns: int, round
     stored = stored_count(admin, target.bucket)
     if stored != n * rounds:
         raise RuntimeError(f"wrote {n * rounds} points but InfluxDB holds {stored}")
-    return {"points_per_round": n, "rounds": rates, "first_round": rates[0],
-            "points_per_s": round(statistics.median(rates))}
+    return {"points_per_round": n, "rounds": rates, "points_per_s": round(statistics.median(rates))}

@@ -70,6 +70,13 @@ def http_round(env: dict[str, str], state: Path, n: int) -> tuple[dict[str, Any]
     return ({k: v.as_dict() for k, v in base.items()}, {k: v.as_dict() for k, v in coll.items()})
 
 
+def medians(rounds: list[dict[str, Any]], app: str) -> dict[str, dict[str, float]]:
+    """Per phase (peak, half), the median rate and latencies of one app over the rounds."""
+    return {phase: {key: round(statistics.median(r[app][phase][key] for r in rounds), 3)
+                    for key in ("rate", "p50_ms", "p99_ms")}
+            for phase in ("peak", "half")}
+
+
 def http_comparison(admin: InfluxAdmin, creds: InfluxCredentials, state: Path) -> dict[str, Any]:
     """Baseline and collector interleaved for HTTP_ROUNDS rounds; medians, so one noisy run
     (the machine's speed drifts by tens of percent) does not decide the figure."""
@@ -91,13 +98,8 @@ def http_comparison(admin: InfluxAdmin, creds: InfluxCredentials, state: Path) -
     in_flight = len(rounds) * len(rounds[0]["collector"]) * http_load.CONNECTIONS
     if not accepted <= stored <= accepted + in_flight:
         raise RuntimeError(f"collector: {accepted} accepted, {stored} stored; see {state}")
-
-    def median(app: str, phase: str, key: str) -> float:
-        return round(statistics.median(r[app][phase][key] for r in rounds), 3)
-
     return {"rounds": rounds,
-            "median": {app: {phase: {key: median(app, phase, key) for key in ("rate", "p50_ms", "p99_ms")}
-                             for phase in ("peak", "half")} for app in ("baseline", "collector")},
+            "median": {app: medians(rounds, app) for app in ("baseline", "collector")},
             "rate_ratio": round(statistics.median(r["rate_ratio"] for r in rounds), 3),
             "accepted_and_stored": stored}
 
