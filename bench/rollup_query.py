@@ -75,10 +75,12 @@ def measure(admin: InfluxAdmin, target: InfluxTarget, n: int, progress: Any) -> 
     first_day = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=days)
     start_ns = int(first_day.timestamp() * 1e9)
     install(admin, target.bucket)
-    progress(f"writing {n:,} raw pageviews over {days} days")
+    progress(f"writing {n:,} raw pageviews over {days} days into {target.bucket}")
     seconds = deliver(target, list(pageviews(n, start_ns, days * 86400 * 10**9, seed=11)))
     progress(f"written in {seconds:.1f}s; rolling up")
+    started = time.perf_counter()
     roll_up(admin, target.bucket, first_day, days, progress)
+    task_s_per_day = (time.perf_counter() - started) / days
 
     start, stop = first_day.strftime("%Y-%m-%dT%H:%M:%SZ"), (first_day + timedelta(days=days))
     stop_s = stop.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -91,4 +93,4 @@ def measure(admin: InfluxAdmin, target: InfluxTarget, n: int, progress: Any) -> 
     check_same_answer(rollup_rows, raw_rows)
     return {"raw_points": n, "days": days, "write_seconds": round(seconds, 1),
             "rollup_ms": round(rollup_s * 1000, 1), "raw_ms": round(raw_s * 1000, 1),
-            "ratio": round(raw_s / rollup_s, 1)}
+            "ratio": round(raw_s / rollup_s, 1), "task_s_per_day": round(task_s_per_day, 1)}

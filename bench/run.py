@@ -32,7 +32,9 @@ from analytics_bp.sink import InfluxAdmin, InfluxTarget
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 T0 = time.monotonic()
-RAW_POINTS = int(os.environ.get("BENCH_RAW_POINTS", "1200000"))
+# The rollup's cost is per (domain, page) series and the raw query's per point, so the speed-up
+# depends on traffic: it is measured at a small and a busy site's month, both in every run.
+RAW_POINTS = [int(n) for n in os.environ.get("BENCH_RAW_POINTS", "1200000,4000000").split(",")]
 INGEST_POINTS = int(os.environ.get("BENCH_INGEST_POINTS", "300000"))
 HTTP_SECONDS = int(os.environ.get("BENCH_HTTP_SECONDS", "10"))
 HTTP_ROUNDS = int(os.environ.get("BENCH_HTTP_ROUNDS", "3"))
@@ -117,8 +119,10 @@ def run(creds: InfluxCredentials, state: Path) -> dict[str, Any]:
     results["ingest"] = ingest.measure(
         admin, InfluxTarget(creds.url, creds.org, creds.token, "bench_ingest"), INGEST_POINTS,
         time.time_ns(), INGEST_ROUNDS, progress)
-    results["rollup_query"] = rollup_query.measure(
-        admin, InfluxTarget(creds.url, creds.org, creds.token, "bench_rollup"), RAW_POINTS, progress)
+    results["rollup_query"] = [
+        rollup_query.measure(admin, InfluxTarget(creds.url, creds.org, creds.token, f"bench_rollup_{n}"),
+                             n, progress)
+        for n in RAW_POINTS]
     admin.close()
     return results
 
@@ -147,11 +151,11 @@ def table(r: dict[str, Any]) -> str:
         ("one sink into influxd", f'{ing["points_per_s"]:,} points/s',
          f'median of rounds {", ".join(f"{x:,}" for x in ing["rounds"])} (the first creates every '
          f'series), {ing["points_per_round"]:,} points each (goal >= 50,000/s)'),
-        ("top pages, 30 days, rollup", f'{r["rollup_query"]["rollup_ms"]} ms', ""),
-        ("top pages, 30 days, raw", f'{r["rollup_query"]["raw_ms"]} ms',
-         f'{r["rollup_query"]["raw_points"]:,} raw points'),
-        ("rollup speed-up", f'{r["rollup_query"]["ratio"]}x', "goal >= 50x"),
     ]
+    rows += [(f'top pages, 30 days, {q["raw_points"]:,} raw points', f'{q["ratio"]}x',
+              f'rollup {q["rollup_ms"]} ms vs raw {q["raw_ms"]} ms; daily task {q["task_s_per_day"]} s '
+              "a day (goal >= 50x)")
+             for q in r["rollup_query"]]
     rows += [(f"agent {name}", f'{s["gzip_9"]} B gzip -9', f'{s["bytes"]} B minified')
              for name, s in r["agent"].items()]
     width = max(len(a) for a, _, _ in rows)
