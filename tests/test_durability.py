@@ -37,6 +37,10 @@ class Restartable:
         """A fresh bucket, as a sink's target."""
         return InfluxTarget(self.creds.url, self.creds.org, self.creds.token, self.new_bucket())
 
+    def read(self, bucket: str, pipeline: str = "") -> list[dict[str, Any]]:
+        """Every point in `bucket`, through an optional Flux `pipeline` (the bucket is a parameter)."""
+        return self.admin.query(f"from(bucket: b) |> range(start: 0) {pipeline}", params={"b": bucket})
+
     def stop(self) -> None:
         self.server.stop()
 
@@ -182,8 +186,7 @@ def test_points_influx_refuses_are_set_aside_not_retried(own_influx: Restartable
         assert len(aside) == 1
         reason = aside[0].with_suffix(".reason").read_text()
         assert "conflict" in reason
-        rows = own_influx.admin.query('from(bucket: b) |> range(start: 0)',
-                                  params={"b": target.bucket})
+        rows = own_influx.read(target.bucket)
         assert sorted((r["t"], r["_value"]) for r in rows) == [("a", 1), ("b", 2)]
     finally:
         sink.close()
@@ -211,8 +214,7 @@ def test_commits_go_on_while_a_delivery_hangs(own_influx: Restartable, tmp_path:
         assert sink.drain(timeout=60)
     finally:
         sink.close()
-    rows = own_influx.admin.query('from(bucket: b) |> range(start: 0) |> group() |> sum()',
-                                  params={"b": target.bucket})
+    rows = own_influx.read(target.bucket, "|> group() |> sum()")
     assert rows[0]["_value"] == sum(range(11))
 
 
@@ -231,6 +233,5 @@ def test_a_large_commit_is_cut_into_segments_of_two_batches(own_influx: Restarta
         assert sink.stats["delivered"] == 45
     finally:
         sink.close()
-    rows = own_influx.admin.query('from(bucket: b) |> range(start: 0) |> group() |> count()',
-                                  params={"b": target.bucket})
+    rows = own_influx.read(target.bucket, "|> group() |> count()")
     assert rows[0]["_value"] == 45
