@@ -35,6 +35,10 @@ _SESS_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _EVENT = re.compile(r"^[a-z0-9][a-z0-9_.:-]{0,63}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _SLASHES = re.compile(r"/{2,}")
+# A JSON escape of a UTF-16 surrogate: only bodies containing one can decode to a lone surrogate.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+KNOWN_FIELDS = frozenset({"domain", "page", "referrer", "timezone", "platform", "sess_id", "pages",
+                          "load_ms", "event", "note"})
 
 
 class Reason(StrEnum):
@@ -116,7 +120,41 @@ def decode_json(body: bytes) -> dict[str, Any]:
         raise BeaconError(Reason.BAD_JSON) from None
     if not isinstance(data, dict):
         raise BeaconError(Reason.BAD_JSON)
+    if _SURROGATE_ESCAPE.search(body):
+        _refuse_unencodable(data)
     return data
+
+
+def encodable(text: str) -> bool:
+    """True when `text` is valid Unicode (no lone surrogate), so UTF-8 can encode it."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _refuse_unencodable(data: dict[str, Any]) -> None:
+    """Refuse any key or string value, at any depth, that UTF-8 cannot encode.
+
+    Why: JSON allows `\\ud800` on its own; such a string cannot be written to a tag registry, the
+    spool or a log line. Only our own field names are echoed in the reason, never the input.
+    """
+    for key, value in data.items():
+        stack: list[Any] = [key, value]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, str):
+                if not encodable(item):
+                    name = key if key in KNOWN_FIELDS and encodable(key) else ""
+                    raise BeaconError(Reason.BAD_FIELD, name or "string is not valid unicode")
+            elif isinstance(item, dict):
+                stack.extend(item.keys())
+                stack.extend(item.values())
+            elif isinstance(item, list):
+                stack.extend(item)
 
 
 def clean_text(value: str, limit: int) -> str:

@@ -17,6 +17,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from .points import valid_text
+
 OTHER = "(other)"
 
 
@@ -70,6 +72,7 @@ class TagGuard:
     def _admit_slow(self, key: tuple[str, str], value: str, cap: int) -> str:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
+        value = valid_text(value)  # a lone surrogate must never fail the registry's write
         clean = value.replace("\n", " ")
         with path.open("a+", encoding="utf-8") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)

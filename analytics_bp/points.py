@@ -16,8 +16,20 @@ _TAG_ESCAPE = re.compile(r"([,= ])")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _TAG_SPECIAL = re.compile(r"[,= \\\x00-\x1f\x7f]")
 _STR_SPECIAL = re.compile(r'["\\\x00-\x1f\x7f]')
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 FieldValue = str | int | float | bool
+
+
+def valid_text(value: str) -> str:
+    """`value` with any lone surrogate replaced by U+FFFD, so UTF-8 can always encode it.
+
+    Why: the server-side usage API takes strings from the host app, which may have come from
+    anywhere; a string that cannot be encoded must cost its own odd character, never a commit.
+    """
+    if value.isascii():
+        return value
+    return _SURROGATE.sub("\ufffd", value)
 
 
 def escape_tag(value: str) -> str:

@@ -158,4 +158,5 @@ class Pseudonymizer:
 
     def __call__(self, user_id: str | None) -> str:
         value = "unknown" if user_id is None else str(user_id)
-        return hmac.new(self._key, value.encode(), hashlib.sha256).hexdigest()
+        # surrogatepass: a lone surrogate (possible in a str) gets its own pseudonym, never an error
+        return hmac.new(self._key, value.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()

@@ -15,8 +15,11 @@ Why not influxdb-client's batching WriteApi: it keeps points only in memory, dro
 retries and loses everything on a crash. With the spool, an outage only grows the spool (beacons
 get 503 when it is full), a hard kill loses at most one flush interval, and any worker (or the next
 start) delivers segments a dead worker left behind. Timestamps are unique (points.UniqueClock), so
-a segment delivered twice overwrites itself. Segments InfluxDB refuses as invalid (400/422) move to
-`rejected/` with the reason instead of being retried forever.
+a segment delivered twice overwrites itself.
+
+No single line can stop the others: a line UTF-8 cannot encode is set aside at commit, and a batch
+InfluxDB refuses as invalid (400/413/422) is split in halves and re-sent until only the refused
+lines are left; those alone go to `rejected/` with the reason, the rest is delivered.
 
 The sink is created lazily per process (keyed on the pid), so its thread is born after gunicorn's
 fork, with or without --preload; `close()` (gunicorn's worker_exit) commits and delivers the rest.
@@ -59,13 +62,22 @@ SLOTS = 1000
 
 
 @dataclass(frozen=True)
+class _Sent:
+    """What one write request (and its halves, after a refusal) came to."""
+
+    retry: bool
+    refused: list[bytes]
+    reason: str = ""
+
+
+@dataclass(frozen=True)
 class _Delivery:
     """A locked segment whose write requests are queued or in flight."""
 
     segment: Path
     handle: BufferedReader
     lines: int
-    futures: list[Future[str]]
+    futures: list[Future[_Sent]]
 
 
 @dataclass(frozen=True)
@@ -126,9 +138,10 @@ class Sink:
         self._committed = threading.Event()
         self._stop = threading.Event()
         self._seq = 0
+        self._stats_lock = threading.Lock()
         self.stats: dict[str, Any] = {
-            "accepted": 0, "delivered": 0, "rejected_points": 0, "write_errors": 0,
-            "last_error": "", "last_delivery": 0.0,
+            "accepted": 0, "delivered": 0, "rejected_points": 0, "unencodable_points": 0,
+            "write_errors": 0, "last_error": "", "last_delivery": 0.0,
         }
         self._spool_bytes = self._measure_spool()
         self._backoff_until = 0.0
@@ -193,14 +206,33 @@ class Sink:
             for i in range(0, len(lines), size):
                 self._write_segment(lines[i : i + size])
             self._fsync_dir()
-            self.stats["accepted"] += len(lines)
+        self._bump("accepted", len(lines))
         return len(lines)
 
+    def _encode(self, lines: list[str]) -> bytes:
+        """The segment's bytes; a line UTF-8 cannot encode is set aside alone, never the batch."""
+        text = "\n".join(lines) + "\n"
+        try:
+            return text.encode()
+        except UnicodeEncodeError:
+            pass
+        good: list[bytes] = []
+        bad: list[bytes] = []
+        for item in lines:
+            try:
+                good.append(item.encode())
+            except UnicodeEncodeError:
+                bad.append(item.encode("utf-8", "backslashreplace"))
+        self._set_aside_lines(bad, "unencodable: not valid unicode", "unencodable_points")
+        return b"".join(item + b"\n" for item in good)
+
     def _write_segment(self, lines: list[str]) -> None:
+        data = self._encode(lines)
+        if not data:
+            return
         self._seq += 1
         name = f"{time.time_ns():020d}-{self.slot:03d}-{self._seq:08d}.lp"
         tmp = self.spool / f".{name}.tmp"
-        data = ("\n".join(lines) + "\n").encode()
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             os.write(fd, data)
@@ -283,17 +315,20 @@ class Sink:
         return _Delivery(segment, handle, len(lines), futures)
 
     def _finish_delivery(self, delivery: _Delivery) -> bool:
-        """Wait for a segment's requests; delete it, set it aside, or keep it for a retry."""
+        """Wait for a segment's requests; delete it (setting aside the lines InfluxDB refused),
+        or keep it whole for a retry."""
         with delivery.handle:  # closing it releases the lock
             outcomes = [future.result() for future in delivery.futures]
-            if "retry" in outcomes:
+            if any(o.retry for o in outcomes):
                 return False  # the whole segment again later: repeated points overwrite themselves
-            if "invalid" in outcomes:
-                self._set_aside(delivery.segment)
-                return True
+            refused = [item for o in outcomes for item in o.refused]
+            if refused:
+                reason = next(o.reason for o in outcomes if o.refused)
+                self._set_aside_lines(refused, reason, "rejected_points")
             delivery.segment.unlink(missing_ok=True)
-            self.stats["delivered"] += delivery.lines
-            self.stats["last_delivery"] = time.time()
+            with self._stats_lock:
+                self.stats["delivered"] += delivery.lines - len(refused)
+                self.stats["last_delivery"] = time.time()
         return True
 
     def _batches(self, lines: list[bytes]) -> list[list[bytes]]:
@@ -305,7 +340,22 @@ class Sink:
             size = min(size, -(-len(lines) // SENDERS))
         return [lines[i : i + size] for i in range(0, len(lines), size)]
 
-    def _send(self, lines: list[bytes]) -> str:
+    def _send(self, lines: list[bytes]) -> _Sent:
+        """Post a batch; when InfluxDB refuses it as invalid, send each half on its own, down to
+        single lines, so only the refused lines are set aside. Re-sent points that InfluxDB had
+        already taken (a partial write) overwrite themselves: their timestamps are unique."""
+        outcome, reason = self._post(lines)
+        if outcome != "invalid":
+            return _Sent(retry=outcome == "retry", refused=[])
+        if len(lines) == 1:
+            return _Sent(retry=False, refused=lines, reason=reason)
+        middle = len(lines) // 2
+        first, second = self._send(lines[:middle]), self._send(lines[middle:])
+        return _Sent(retry=first.retry or second.retry, refused=first.refused + second.refused,
+                     reason=first.reason or second.reason)
+
+    def _post(self, lines: list[bytes]) -> tuple[str, str]:
+        """One write request: ("ok" | "retry" | "invalid", InfluxDB's reason when invalid)."""
         try:
             body = gzip.compress(b"\n".join(lines), GZIP_LEVEL)
             self._writes.post_write(
@@ -315,32 +365,45 @@ class Sink:
         except ApiException as err:
             self._note_error(f"InfluxDB answered {err.status}: {(err.body or '')[:300]}")
             if err.status in (400, 413, 422):
-                self._last_invalid_reason = f"{err.status} {err.body}"
-                return "invalid"
+                return "invalid", f"{err.status} {(err.body or '')[:1000]}"
             self._start_backoff()
-            return "retry"
+            return "retry", ""
         except (Urllib3Error, OSError) as err:
             self._note_error(f"InfluxDB unreachable: {type(err).__name__}: {err}"[:300])
             self._start_backoff()
-            return "retry"
+            return "retry", ""
         self._backoff = 0.0
-        return "ok"
+        return "ok", ""
+
+    def _bump(self, counter: str, n: int) -> None:
+        with self._stats_lock:
+            self.stats[counter] += n
 
     def _note_error(self, message: str) -> None:
-        self.stats["write_errors"] += 1
-        self.stats["last_error"] = message
+        with self._stats_lock:
+            self.stats["write_errors"] += 1
+            self.stats["last_error"] = message
         log.warning("analytics write failed: %s", message)
 
     def _start_backoff(self) -> None:
         self._backoff = min(MAX_BACKOFF, max(0.5, self._backoff * 2))
         self._backoff_until = time.monotonic() + self._backoff
 
-    def _set_aside(self, segment: Path) -> None:
-        target = self.rejected_dir / segment.name
-        os.rename(segment, target)
-        reason = getattr(self, "_last_invalid_reason", "invalid")
+    def _set_aside_lines(self, lines: list[bytes], reason: str, counter: str) -> None:
+        """Keep refused lines in `rejected/` (fsynced, with the reason beside them) and count them."""
+        if not lines:
+            return
+        name = f"{time.time_ns():020d}-{self.slot:03d}-{threading.get_ident() % 10**6:06d}.lp"
+        target = self.rejected_dir / name
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, b"".join(item + b"\n" for item in lines))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         target.with_suffix(".reason").write_text(reason + "\n")
-        self.stats["rejected_points"] += sum(1 for _ in target.open("rb"))
+        self._bump(counter, len(lines))
+        log.warning("analytics: %d point(s) set aside in %s: %s", len(lines), target, reason[:200])
 
     def _measure_spool(self) -> int:
         total = 0
@@ -371,8 +434,12 @@ class Sink:
             "spool_bytes": self._measure_spool(),
             "spool_max_bytes": self.spool_max_bytes,
             "set_aside_segments": len(list(self.rejected_dir.glob("*.lp"))),
-            **self.stats,
+            **self._stats_snapshot(),
         }
+
+    def _stats_snapshot(self) -> dict[str, Any]:
+        with self._stats_lock:
+            return dict(self.stats)
 
     def close(self, timeout: float = 10.0) -> None:
         """Stop both threads, commit what is buffered and deliver it while InfluxDB answers."""

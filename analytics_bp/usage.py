@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import privacy
-from .points import line
+from .points import line, valid_text
 from .settings import ConfigError
 
 if TYPE_CHECKING:
@@ -131,7 +131,7 @@ class Usage:
     def log_event(self, module: str, func: str, user_id: str | None, **fields: Any) -> None:
         pseudonym = self.pseudonym(user_id)
         clean = self._clean_fields(fields)
-        action = f"{module}.{func}"
+        action = valid_text(f"{module}.{func}")
         sink = self.state.sink()
         point_fields: dict[str, str | int | float | bool] = {"count": 1, "pseudonym_id": pseudonym}
         point_fields.update({k: v for k, v in clean.items() if v is not None})
@@ -154,11 +154,12 @@ class Usage:
                 raise ValueError(f"usage field name {key!r} is not allowed")
             if value is not None and not isinstance(value, str | int | float | bool):
                 raise TypeError(f"usage field {key!r} must be str, int, float, bool or None")
-            out[name] = value[:MAX_STR] if isinstance(value, str) else value
+            out[name] = valid_text(value[:MAX_STR]) if isinstance(value, str) else value
         return out
 
     def count(self, event: str, category: str, n: int = 1) -> None:
         guard = self.state.guard
+        event, category = valid_text(event), valid_text(category)
         tags = (("category", guard.admit("usage", "category", category[:64])),
                 ("event", guard.admit("usage", f"event:{category}", event[:64])))
         self.state.sink().add_count(("usage_count", tags), n)
@@ -166,6 +167,7 @@ class Usage:
     def seen(self, identifier: str, category: str) -> bool:
         """True the first time `identifier` is seen in this salt period (across the host)."""
         salts = self.state.salts
+        category = valid_text(category)
         salt = salts.current()
         period = privacy.period_key(salts.period, time.time())
         digest = privacy.visitor_hash(salt, category, str(identifier), "seen")
@@ -180,8 +182,9 @@ class Usage:
 
     def mark(self, name: str, category: str = "timeline") -> None:
         sink = self.state.sink()
-        tags = {"category": self.state.guard.admit("usage", "mark_category", category[:64])}
-        sink.write(line("mark", tags, {"name": name[:MAX_STR], "count": 1}, sink.clock.next_ns()))
+        tags = {"category": self.state.guard.admit("usage", "mark_category", valid_text(category[:64]))}
+        sink.write(line("mark", tags, {"name": valid_text(name[:MAX_STR]), "count": 1},
+                        sink.clock.next_ns()))
 
     def mark_golive_once(self) -> bool:
         """Record `golive` the first time this host starts for this bucket."""

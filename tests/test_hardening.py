@@ -1,0 +1,142 @@
+"""One crafted input must never stop a worker's writes (issue 17): real influxd, real files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from analytics_bp.sink import InfluxTarget, Sink
+
+from .conftest import Influx, flush
+from .test_collector import post, stored
+
+LONE = "\ud800"
+PV = {"domain": "example.com", "page": "/ok", "referrer": "https://t.co/", "timezone": 60,
+      "platform": "Linux x86_64", "sess_id": "s-1", "pages": 1, "load_ms": 10}
+EV = {"domain": "example.com", "page": "/ok", "event": "socialclick", "note": "x", "sess_id": "s-1"}
+
+
+def raw_json(payload: dict[str, Any]) -> bytes:
+    """json.dumps escapes a lone surrogate as \\ud800: exactly what an attacker sends."""
+    return json.dumps(payload).encode()
+
+
+FIELD_CASES = [(kind, field) for kind, base in (("pageview", PV), ("event", EV)) for field in base
+               if isinstance(base[field], str)]
+
+
+@pytest.mark.parametrize(("kind", "field"), FIELD_CASES, ids=[f"{k}-{f}" for k, f in FIELD_CASES])
+def test_a_lone_surrogate_in_any_field_is_a_400_naming_it(make_app: Any, kind: str,
+                                                          field: str) -> None:
+    base = PV if kind == "pageview" else EV
+    resp = post(make_app(), kind, raw_json({**base, field: f"a{LONE}b"}))
+    assert resp.status_code == 400
+    assert resp.headers["X-Analytics-Reason"] == f"bad field: {field}"
+
+
+def test_a_lone_surrogate_in_an_unknown_key_or_nested_value_is_a_400(make_app: Any) -> None:
+    app = make_app()
+    for extra in ({f"k{LONE}": 1}, {"extra": {"deep": [f"x{LONE}"]}}):
+        resp = post(app, "pageview", raw_json({**PV, **extra}))
+        assert resp.status_code == 400
+        assert resp.headers["X-Analytics-Reason"] == "bad field: string is not valid unicode"
+
+
+def test_after_every_crafted_beacon_the_worker_still_stores(make_app: Any, influx: Influx,
+                                                            bucket: str) -> None:
+    """The attack of issue 17: crafted beacons, then a good one, all in one worker's buffer."""
+    app = make_app(ANALYTICS_NOTE_EVENTS="socialclick")
+    for kind, field in FIELD_CASES:
+        base = PV if kind == "pageview" else EV
+        assert post(app, kind, raw_json({**base, field: LONE})).status_code == 400
+    assert post(app, "pageview", PV).status_code == 204
+    assert post(app, "event", EV).status_code == 204
+    flush(app)
+    assert [r["page"] for r in stored(influx, bucket, "pageview")] == ["/ok"]
+    assert [r["label"] for r in stored(influx, bucket, "event")] == ["x"]
+    rejected = stored(influx, bucket, "rejected")
+    assert sum(r["count"] for r in rejected) == len(FIELD_CASES)
+    health = app.test_client().get("/analytics/health").get_json()["writer"]
+    assert health["unencodable_points"] == 0 and health["rejected_points"] == 0
+
+
+def test_usage_api_strings_that_utf8_cannot_encode_cost_only_their_character(
+        make_app: Any, influx: Influx, bucket: str) -> None:
+    app = make_app()
+    analytics = app.extensions["analytics_ext"]
+    with app.app_context():
+        analytics.log_event("mod", f"fn{LONE}", f"user{LONE}", note=f"n{LONE}")
+        analytics.count(f"ev{LONE}", "cat")
+        analytics.mark(f"release{LONE}")
+        assert analytics.seen(f"id{LONE}", f"c{LONE}") is True
+        assert analytics.get_pseudonymized_user_id(LONE) != analytics.get_pseudonymized_user_id("\udc00")
+    flush(app)
+    usage = stored(influx, bucket, "usage")
+    assert [(r["action"], r["note"]) for r in usage] == [("mod.fn\ufffd", "n\ufffd")]
+    assert [r["event"] for r in stored(influx, bucket, "usage_count")] == ["ev\ufffd"]
+    assert [r["name"] for r in stored(influx, bucket, "mark") if r["name"] != "golive"] == ["release\ufffd"]
+    assert [r["category"] for r in stored(influx, bucket, "usage_seen")] == ["c\ufffd"]
+
+
+def set_aside(spool: Path) -> list[tuple[list[bytes], str]]:
+    return [(f.read_bytes().splitlines(), f.with_suffix(".reason").read_text())
+            for f in sorted((spool / "rejected").glob("*.lp"))]
+
+
+def target_for(influx: Influx, bucket: str) -> InfluxTarget:
+    return InfluxTarget(influx.creds.url, influx.creds.org, influx.creds.token, bucket)
+
+
+def read(influx: Influx, bucket: str, pipeline: str = "") -> list[dict[str, Any]]:
+    return influx.query(f"from(bucket: b) |> range(start: 0) {pipeline}", b=bucket)
+
+
+def test_a_line_utf8_cannot_encode_is_set_aside_alone(influx: Influx, bucket: str,
+                                                       tmp_path: Path) -> None:
+    """Defence in depth: even a line that got past every check costs only itself."""
+    target = target_for(influx, bucket)
+    sink = Sink(target, str(tmp_path / "spool"), flush_interval=60)
+    try:
+        sink.write("m,t=a v=1i 1700000000000000000")
+        sink.write(f'm,t=b v="{LONE}" 1700000000000000001')
+        sink.write("m,t=c v=3i 1700000000000000002")
+        assert sink.commit() == 3
+        sink.deliver()
+        assert sink.pending_segments() == []
+        assert set_aside(tmp_path / "spool") == [
+            ([b'm,t=b v="\\ud800" 1700000000000000001'], "unencodable: not valid unicode\n")]
+        health = sink.health()
+        assert (health["unencodable_points"], health["delivered"]) == (1, 2)
+        sink.write("m,t=d v=4i 1700000000000000003")  # the next commit is unaffected
+        assert sink.drain()
+    finally:
+        sink.close()
+    rows = read(influx, bucket)
+    assert sorted((r["t"], r["_value"]) for r in rows) == [("a", 1), ("c", 3), ("d", 4)]
+
+
+def test_lines_influx_refuses_are_set_aside_alone_and_the_rest_delivered(
+        influx: Influx, bucket: str, tmp_path: Path) -> None:
+    """A refused batch is split until only the refused lines are left; only they are set aside."""
+    target = target_for(influx, bucket)
+    sink = Sink(target, str(tmp_path / "spool"), flush_interval=60, batch_size=100)
+    base = 1700000000000000000
+    try:
+        sink.write(f"m,t=a v=1i {base}")
+        sink.drain()
+        bad = {17: f'm,t=a v="a string now" {base + 17}', 60: f"m,t=a v= {base + 60}"}
+        for i in range(1, 100):
+            sink.write(bad.get(i, f"m,t=a v={i}i {base + i}"))
+        assert sink.drain()
+        aside = set_aside(tmp_path / "spool")
+        assert sorted(line for lines, _ in aside for line in lines) == sorted(
+            b.encode() for b in bad.values())
+        assert sink.health()["rejected_points"] == 2
+        assert sink.health()["delivered"] == 98
+    finally:
+        sink.close()
+    rows = read(influx, bucket, "|> group() |> sum()")
+    assert rows[0]["_value"] == 1 + sum(range(1, 100)) - 17 - 60
