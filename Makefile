@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-AGENT_SRC := agent_js/src/agent.js agent_js/build.mjs agent_js/package.json
+AGENT_SRC := agent_js/src/agent.js agent_js/src/dashboard.js agent_js/src/dashboard.css agent_js/build.mjs agent_js/package.json
 AGENT_OUT := analytics_bp/static/agent.min.js
 
 .PHONY: run test lint unit bench agent influxd system-deps clean
@@ -23,7 +23,8 @@ agent_js/node_modules/.package-lock.json: agent_js/package.json agent_js/package
 $(AGENT_OUT): $(AGENT_SRC) agent_js/node_modules/.package-lock.json
 	cd agent_js && npm run --silent build
 	mkdir -p analytics_bp/static
-	cp agent_js/dist/agent.min.js agent_js/dist/agent.debug.js analytics_bp/static/
+	cp agent_js/dist/agent.min.js agent_js/dist/agent.debug.js agent_js/dist/dashboard.js \
+	  agent_js/dist/dashboard.css analytics_bp/static/
 
 agent: $(AGENT_OUT)
 

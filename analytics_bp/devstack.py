@@ -4,25 +4,30 @@ Starts (or reuses) a local influxd with its data in .run/influxd, onboards it on
 the buckets and rollup tasks, and serves the collector (with a demo page at /) under gunicorn on
 http://127.0.0.1:8000; with ANALYTICS_NGINX=1 also nginx in front on :8080. Every environment
 variable overrides its default: set INFLUXDB_V2_URL/ORG/TOKEN to use an existing InfluxDB instead.
-Writes the InfluxDB URL, org and token it uses to .run/env. Ctrl-C or SIGTERM stops everything.
+Writes the InfluxDB URL, org and token it uses to .run/env, with the dashboard token (the
+environment's ANALYTICS_DASHBOARD_TOKEN, else one generated once), and fills the demo site
+demo.test with a month of traffic the first time. Ctrl-C or SIGTERM stops everything.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
-from . import rollups, settings
+from . import demo_traffic, rollups, settings
+from .demo_traffic import DEMO_SITE
 from .localinflux import InfluxCredentials, LocalInflux, free_port
-from .sink import InfluxAdmin
+from .sink import InfluxAdmin, InfluxTarget, Sink
 
 RUN = Path(".run")
 DEFAULTS = {
-    "ANALYTICS_PERMITTED_DOMAINS": "localhost,127.0.0.1",
+    "ANALYTICS_PERMITTED_DOMAINS": f"localhost,127.0.0.1,{DEMO_SITE}",
     "ANALYTICS_PERMITTED_EVENTS": "signup,socialclick",
     "ANALYTICS_NOTE_EVENTS": "socialclick",
     "ANALYTICS_DEMO": "1",
@@ -67,10 +72,50 @@ def start_influx() -> tuple[InfluxCredentials, LocalInflux | None]:
     return creds, server
 
 
-def write_env_file(creds: InfluxCredentials) -> None:
+def dashboard_token(saved: dict[str, str]) -> str:
+    """The environment's ANALYTICS_DASHBOARD_TOKEN, else the one saved in .run/env, else a new one."""
+    return (os.environ.get("ANALYTICS_DASHBOARD_TOKEN") or saved.get("ANALYTICS_DASHBOARD_TOKEN")
+            or secrets.token_urlsafe(32))
+
+
+def write_env_file(creds: InfluxCredentials, token: str) -> None:
     RUN.mkdir(exist_ok=True)
-    (RUN / "env").write_text("".join(f"{k}={v}\n" for k, v in creds.as_env().items()))
+    values = {**creds.as_env(), "ANALYTICS_DASHBOARD_TOKEN": token}
+    (RUN / "env").write_text("".join(f"{k}={v}\n" for k, v in values.items()))
     os.chmod(RUN / "env", 0o600)
+
+
+def fill_demo_once(env: dict[str, str], creds: InfluxCredentials) -> None:
+    """Four weeks of demo traffic for demo.test, rolled up by the shipped tasks; once per bucket."""
+    cfg = settings.load(env)
+    marker = Path(cfg.state_dir) / f"demo-filled-{cfg.bucket}"
+    if marker.exists() or env.get("ANALYTICS_DEMO_DATA", "1") == "0":
+        return
+    print(f"filling the demo site {DEMO_SITE} with four weeks of traffic (once):")
+    target = InfluxTarget(creds.url, creds.org, creds.token, cfg.bucket)
+    sink = Sink(target, str(Path(cfg.state_dir) / "demo-spool"), flush_interval=60)
+    admin = InfluxAdmin(creds.url, creds.org, creds.token)
+
+    def write(lines: list[str]) -> None:
+        for text in lines:
+            sink.write(text)
+        if not sink.drain(timeout=120):
+            raise SystemExit("demo data could not be delivered to InfluxDB")
+
+    def run_tasks(runs: list[tuple[str, datetime]]) -> None:
+        results = admin.run_tasks([(f"{cfg.bucket}_{stem}", at.strftime("%Y-%m-%dT%H:%M:%SZ"))
+                                   for stem, at in runs])
+        failed = [r for r in results if r["status"] != "success"]
+        if failed:
+            raise SystemExit(f"{len(failed)} rollup runs failed on the demo data: {failed[0]['logs'][-1:]}")
+
+    try:
+        demo_traffic.fill(cfg, write, run_tasks, progress=lambda text: print("  " + text, flush=True))
+    finally:
+        sink.close()
+        admin.close()
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(datetime.now(UTC).isoformat() + "\n")
 
 
 def setup(env: dict[str, str], creds: InfluxCredentials) -> None:
@@ -103,10 +148,13 @@ def main() -> None:
     env = {**DEFAULTS, **{k: v for k, v in os.environ.items() if k.startswith("ANALYTICS_")}}
     RUN.mkdir(exist_ok=True)
     creds, influx = start_influx()
-    write_env_file(creds)
+    token = dashboard_token(read_env_file(RUN / "env"))
+    write_env_file(creds, token)
     env.update(creds.as_env())
+    env["ANALYTICS_DASHBOARD_TOKEN"] = token
     print("setting up buckets and rollup tasks:")
     setup(env, creds)
+    fill_demo_once(env, creds)
     procs: list[subprocess.Popen[bytes]] = []
     gunicorn = subprocess.Popen(
         [str(Path(sys.executable).parent / "gunicorn"), "-c", "gunicorn.conf.py",
@@ -115,7 +163,10 @@ def main() -> None:
     nginx = start_nginx(env["ANALYTICS_BIND"])
     if nginx:
         procs.append(nginx)
+    prefix = settings.load(env).url_prefix
     print(f"\ncollector + demo page: http://{env['ANALYTICS_BIND']}/  (Ctrl-C stops everything)")
+    print(f"dashboard: http://{env['ANALYTICS_BIND']}{prefix}/dashboard  "
+          f"(token: ANALYTICS_DASHBOARD_TOKEN in .run/env)")
     print(f"InfluxDB: {creds.url}  org {creds.org}  (token in .run/env)\n")
 
     stopping = False

@@ -22,7 +22,8 @@ from . import enrich, privacy, settings
 from .cardinality import TagGuard
 from .collector import Collector
 from .settings import Config, ConfigError
-from .sink import InfluxTarget, Sink
+from .sink import InfluxAdmin, InfluxTarget, Sink
+from .stats_engine import Engine, Watermarks
 from .views import make_blueprint
 
 _STATES: weakref.WeakSet[AnalyticsState] = weakref.WeakSet()
@@ -52,9 +53,13 @@ def cors_origins(cfg: Config) -> list[str] | str:
 class AnalyticsState:
     """Everything one app's analytics needs; the sink is per process."""
 
-    def __init__(self, config: Config, target: InfluxTarget) -> None:
+    def __init__(self, config: Config, target: InfluxTarget,
+                 dashboard_auth: Callable[[], bool] | None = None) -> None:
         self.config = config
         self.target = target
+        self.dashboard_auth = dashboard_auth
+        self._engine: Engine | None = None
+        self._engine_pid = 0
         self.salts = privacy.SaltStore(config.salt_dir, config.salt_period)
         self.guard = TagGuard(config.state_dir, config.max_tag_values)
         self.collector = Collector(config, self.sink, self.salts, self.guard, enrich.CountryLookup())
@@ -81,6 +86,18 @@ class AnalyticsState:
         if created and self.usage is not None:
             self.usage.mark_golive_once()  # the first start of this host records `golive`
         return sink
+
+    def stats(self) -> Engine:
+        """This process's Stats API engine (its InfluxDB client is created after fork)."""
+        with self._lock:
+            if self._engine is None or self._engine_pid != os.getpid():
+                t = self.target
+                admin = InfluxAdmin(t.url, t.org, t.token)
+                prefix = self.config.bucket + "_"
+                self._engine = Engine(self.config, admin,
+                                      Watermarks(lambda: admin.tasks(prefix), self.config.bucket))
+                self._engine_pid = os.getpid()
+            return self._engine
 
     def close(self) -> None:
         """Flush and deliver what this process holds (gunicorn worker_exit, tests, atexit)."""
@@ -121,8 +138,12 @@ def template_notice() -> Markup:
 class Analytics:
     """`Analytics(app)` or `analytics.init_app(app)` mounts the collector at ANALYTICS_URL_PREFIX."""
 
-    def __init__(self, app: Flask | None = None) -> None:
+    def __init__(self, app: Flask | None = None,
+                 dashboard_auth: Callable[[], bool] | None = None) -> None:
+        """`dashboard_auth`: the host app's own check for the dashboard and Stats API (called in
+        the request; True lets the caller in), instead of ANALYTICS_DASHBOARD_TOKEN."""
         self._last_state: AnalyticsState | None = None
+        self.dashboard_auth = dashboard_auth
         if app is not None:
             self.init_app(app)
 
@@ -130,7 +151,7 @@ class Analytics:
         secret_given = "ANALYTICS_HMAC_SECRET" in app.config
         settings.apply_defaults(app.config)
         cfg = settings.load(app.config)
-        state = AnalyticsState(cfg, influx_target(app.config, cfg.bucket))
+        state = AnalyticsState(cfg, influx_target(app.config, cfg.bucket), self.dashboard_auth)
         app.extensions["analytics"] = state
         blueprint = make_blueprint()
         CORS(

@@ -71,6 +71,7 @@ def tasks(cfg: Config) -> list[Task]:
             "DAILY_BUCKET": buckets["1d"],
             "MONTHLY_BUCKET": buckets["1mo"],
             "SALT_PERIOD": cfg.salt_period,
+            "TIMEZONE": cfg.timezone,
         }
         out.append(Task(name, render(template, values)))
     return out

@@ -57,6 +57,18 @@ def _as_duration(value: Any) -> int:
     return int(match.group(1)) * _DURATION_SECONDS[match.group(2)]
 
 
+def _as_timezone(value: Any) -> str:
+    """An IANA time zone name that this machine's tz database knows."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    name = _as_str(value) or "UTC"
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"not a time zone name like Europe/Berlin: {name!r}") from None
+    return name
+
+
 def _as_str(value: Any) -> str:
     return "" if value is None else str(value).strip()
 
@@ -120,6 +132,11 @@ SETTINGS: tuple[Setting, ...] = (
             "usage API; required to use it.", privacy=True),
     Setting("ANALYTICS_USAGE_LOG", False, "Also emit one JSON line per usage event on the "
             "`analytics.usage` logger.", _as_bool, privacy=True),
+    Setting("ANALYTICS_TIMEZONE", "UTC", "The sites' time zone (IANA name such as "
+            "`Europe/Berlin`): the days and months of the daily and monthly rollups, the Stats "
+            "API and the dashboard.", _as_timezone),
+    Setting("ANALYTICS_DASHBOARD_TOKEN", "", "Turns on the dashboard and the Stats API: the "
+            "bearer token (and login) for them, at least 32 characters. Empty: both answer 404."),
 )
 
 SETTING_NAMES = frozenset(s.name for s in SETTINGS)
@@ -153,6 +170,8 @@ class Config:
     max_domains: int
     hmac_secret: str
     usage_log: bool
+    timezone: str
+    dashboard_token: str
 
     @property
     def rollup_buckets(self) -> dict[str, str]:
@@ -210,6 +229,9 @@ def _validate(cfg: Config) -> None:
             "ANALYTICS_TRUSTED_PROXIES >= 0, ANALYTICS_MAX_BODY >= 512, "
             "ANALYTICS_MAX_TAG_VALUES >= 1"
         )
+    if cfg.dashboard_token and len(cfg.dashboard_token) < 32:
+        raise ConfigError("ANALYTICS_DASHBOARD_TOKEN must be at least 32 characters "
+                          "(or empty to turn the dashboard and the Stats API off)")
     for name in ("note_events",):
         unknown = set(getattr(cfg, name)) - set(cfg.permitted_events)
         if unknown:

@@ -340,21 +340,22 @@ class Sink:
             size = min(size, -(-len(lines) // SENDERS))
         return [lines[i : i + size] for i in range(0, len(lines), size)]
 
-    def _send(self, lines: list[bytes]) -> _Sent:
+    def _send(self, lines: list[bytes], splitting: bool = False) -> _Sent:
         """Post a batch; when InfluxDB refuses it as invalid, send each half on its own, down to
         single lines, so only the refused lines are set aside. Re-sent points that InfluxDB had
-        already taken (a partial write) overwrite themselves: their timestamps are unique."""
-        outcome, reason = self._post(lines)
+        already taken (a partial write) overwrite themselves: their timestamps are unique. Only
+        the first refusal is logged; the set-aside says how many lines it came to."""
+        outcome, reason = self._post(lines, quiet=splitting)
         if outcome != "invalid":
             return _Sent(retry=outcome == "retry", refused=[])
         if len(lines) == 1:
             return _Sent(retry=False, refused=lines, reason=reason)
         middle = len(lines) // 2
-        first, second = self._send(lines[:middle]), self._send(lines[middle:])
+        first, second = self._send(lines[:middle], True), self._send(lines[middle:], True)
         return _Sent(retry=first.retry or second.retry, refused=first.refused + second.refused,
                      reason=first.reason or second.reason)
 
-    def _post(self, lines: list[bytes]) -> tuple[str, str]:
+    def _post(self, lines: list[bytes], quiet: bool = False) -> tuple[str, str]:
         """One write request: ("ok" | "retry" | "invalid", InfluxDB's reason when invalid)."""
         try:
             body = gzip.compress(b"\n".join(lines), GZIP_LEVEL)
@@ -363,8 +364,10 @@ class Sink:
                 content_encoding="gzip", content_type="text/plain; charset=utf-8",
             )
         except ApiException as err:
-            self._note_error(f"InfluxDB answered {err.status}: {(err.body or '')[:300]}")
-            if err.status in (400, 413, 422):
+            invalid = err.status in (400, 413, 422)
+            if not (quiet and invalid):
+                self._note_error(f"InfluxDB answered {err.status}: {(err.body or '')[:300]}")
+            if invalid:
                 return "invalid", f"{err.status} {(err.body or '')[:1000]}"
             self._start_backoff()
             return "retry", ""
@@ -550,6 +553,33 @@ class InfluxAdmin:
                 return {"status": current.status, "logs": logs}
             time.sleep(0.1)
         raise TimeoutError(f"task {name} run did not finish in {timeout}s")
+
+    def run_tasks(self, runs: list[tuple[str, str]], timeout: float = 600) -> list[dict[str, Any]]:
+        """Queue many runs (task name, RFC3339 scheduled time) at once, then wait for all of them:
+        InfluxDB works through a queue far faster than one run started after another."""
+        api = self.client.tasks_api()
+        ids = {name: next(t.id for t in api.find_tasks(name=name) if t.name == name)
+               for name in {name for name, _ in runs}}
+        queued = [(ids[name], api.run_manually(ids[name], scheduled_for=at).id) for name, at in runs]
+        deadline = time.monotonic() + timeout
+        results: list[dict[str, Any]] = []
+        for task_id, run_id in queued:
+            while True:
+                try:
+                    current = api.get_run(task_id, run_id)
+                except ApiException as err:
+                    if err.status != 404:
+                        raise
+                    current = None
+                if current is not None and current.status in ("success", "failed", "canceled"):
+                    logs = [] if current.status == "success" else [
+                        e.message for e in api.get_run_logs(task_id, run_id)]
+                    results.append({"status": current.status, "logs": logs})
+                    break
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{len(queued) - len(results)} task runs did not finish")
+                time.sleep(0.05)
+        return results
 
     def query(self, flux: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         """Rows as dicts, without Flux's bookkeeping columns `result` and `table`."""

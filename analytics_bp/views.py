@@ -126,11 +126,14 @@ def json_error(status: int, code: str, message: str) -> Response:
 
 
 def make_blueprint() -> Blueprint:
-    bp = Blueprint("analytics", __name__)
+    from . import dashboard
+
+    bp = Blueprint("analytics", __name__, template_folder="templates")
     bp.add_url_rule("/pageview", view_func=pageview, methods=["POST"])
     bp.add_url_rule("/event", view_func=event, methods=["POST"])
     bp.add_url_rule("/health", view_func=health, methods=["GET"])
     bp.add_url_rule("/agent.js", view_func=agent_min, methods=["GET"])
     bp.add_url_rule("/agent.debug.js", view_func=agent_debug, methods=["GET"])
     bp.add_url_rule("/privacy", view_func=privacy, methods=["GET"])
+    dashboard.register(bp)
     return bp

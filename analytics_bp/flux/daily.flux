@@ -1,10 +1,13 @@
-// Daily rollups: traffic figures and one breakdown per dimension, per domain and UTC day.
+// Daily rollups: traffic figures and one breakdown per dimension, per domain and site day.
 // Runs every hour over yesterday and today so far: today's figures are at most an hour old, and
 // yesterday is recomputed (late points) until it is final. Points are stamped at the day's start,
 // so each run overwrites the previous run's figures for the same day.
 import "date"
+import "timezone"
 
 option task = {name: "__TASK_NAME__", every: 1h, offset: 10m}
+// Days are the sites' days (ANALYTICS_TIMEZONE): windows and truncation follow this location.
+option location = timezone.location(name: "__TIMEZONE__")
 
 raw = "__RAW_BUCKET__"
 out = "__DAILY_BUCKET__"
@@ -80,6 +83,9 @@ pageviews(field: "count") |> breakdown(columns: ["domain", "source"], name: "sou
 pageviews(field: "count") |> breakdown(columns: ["domain", "browser", "os", "device"], name: "agents")
 pageviews(field: "count") |> breakdown(columns: ["domain", "country"], name: "countries")
 pageviews(field: "count") |> breakdown(columns: ["domain", "timezone", "platform"], name: "timezones")
+pageviews(field: "count")
+    |> filter(fn: (r) => exists r.utm_source or exists r.utm_medium or exists r.utm_campaign)
+    |> breakdown(columns: ["domain", "utm_source", "utm_medium", "utm_campaign"], name: "utms")
 
 from(bucket: raw)
     |> range(start: start, stop: stop)

@@ -3,8 +3,10 @@
 // Unique visitors: with a daily salt a visitor's hash changes every day, so the monthly figure is
 // the average of daily uniques (as seed 001 does); with a monthly salt, true monthly uniques.
 import "date"
+import "timezone"
 
 option task = {name: "__TASK_NAME__", every: 1d, offset: 30m}
+option location = timezone.location(name: "__TIMEZONE__")
 
 raw = "__RAW_BUCKET__"
 daily = "__DAILY_BUCKET__"

@@ -1,0 +1,279 @@
+// The built-in dashboard: every number comes from the same Stats API as everyone else's
+// (POST {prefix}/api/v2/query), signed in by the session cookie. No request leaves for another host.
+import uPlot from 'uplot';
+import 'uplot/dist/uPlot.min.css';
+import './dashboard.css';
+
+const app = document.getElementById('app');
+const prefix = app.dataset.prefix;
+const $ = (id) => document.getElementById(id);
+const state = { site: '', period: '30d', filters: [], noteEvents: [], firstDay: '' };
+
+const FIGURES = [
+  ['visitors', 'Unique visitors', 'int'],
+  ['visits', 'Visits', 'int'],
+  ['pageviews', 'Pageviews', 'int'],
+  ['bounce_rate', 'Bounce rate', 'pct'],
+  ['views_per_visit', 'Views per visit', 'dec'],
+  ['median_load_time', 'Median load', 'ms'],
+];
+
+// Breakdown panels: tabs of [label, dimension, metric, extra filters]; clicking a row filters the
+// page by it. Sources leave out `internal` (navigation within the site): they say where visits came from.
+const PANELS = [
+  ['Top pages', [['Pages', 'event:page', 'pageviews']]],
+  ['Sources', [['Sources', 'visit:source', 'pageviews', [['is_not', 'visit:source', ['internal']]]],
+    ['UTM source', 'visit:utm_source', 'pageviews'],
+    ['UTM medium', 'visit:utm_medium', 'pageviews'], ['UTM campaign', 'visit:utm_campaign', 'pageviews']]],
+  ['Devices', [['Browser', 'visit:browser', 'pageviews'], ['OS', 'visit:os', 'pageviews'],
+    ['Device', 'visit:device', 'pageviews']]],
+  ['Countries', [['Countries', 'visit:country', 'pageviews']]],
+  ['Time zones', [['Time zone', 'visit:timezone', 'pageviews'], ['Platform', 'visit:platform', 'pageviews']]],
+  ['Events', [['Events', 'event:name', 'events'], ['Notes', 'event:props:note', 'events']]],
+];
+const LABELS = { pageviews: 'Pageviews', events: 'Events' };
+const EVENT_DIMS = ['event:name', 'event:props:note'];
+const PAGEVIEW_ONLY = ['visit:source', 'visit:utm_source', 'visit:utm_medium', 'visit:utm_campaign'];
+
+// Format a metric value for people; the exact API value stays in data-value.
+function fmt(value, kind) {
+  if (value === null || value === undefined) return '–';
+  if (kind === 'pct') return value.toFixed(1) + '%';
+  if (kind === 'dec') return value.toFixed(2);
+  if (kind === 'ms') return value >= 1000 ? (value / 1000).toFixed(2) + ' s' : Math.round(value) + ' ms';
+  return value.toLocaleString('en');
+}
+
+// The filters a query may carry: event filters only reach event queries, source/UTM never do.
+function filtersFor(metrics, dims) {
+  const eventQuery = metrics.every((m) => m === 'events') || dims.some((d) => EVENT_DIMS.includes(d));
+  return state.filters.filter((f) => (eventQuery ? !PAGEVIEW_ONLY.includes(f[1]) : !EVENT_DIMS.includes(f[1])));
+}
+
+async function api(path, body) {
+  const init = body ? { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) } : {};
+  const resp = await fetch(prefix + path, { credentials: 'same-origin', ...init });
+  if (resp.status === 401) { location.reload(); throw new Error('signed out'); }
+  const data = await resp.json();
+  if (!resp.ok) throw new Error(data.error ? data.error.message : resp.statusText);
+  return data;
+}
+
+function query(metrics, extra) {
+  const dims = (extra && extra.dimensions) || [];
+  return api('/api/v2/query', { site_id: state.site, metrics, date_range: state.period,
+    filters: filtersFor(metrics, dims), ...extra });
+}
+
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === 'class') node.className = v; else if (k.startsWith('on')) node.addEventListener(k.slice(2), v);
+    else node.setAttribute(k, v);
+  }
+  for (const child of children) node.append(child);
+  return node;
+}
+
+function previousRange(range) {
+  const day = 86400000;
+  const start = Date.parse(range[0] + 'T00:00:00Z');
+  const end = Date.parse(range[1] + 'T00:00:00Z');
+  const iso = (t) => new Date(t).toISOString().slice(0, 10);
+  return [iso(start - (end - start) - day), iso(start - day)];
+}
+
+async function loadFigures() {
+  const box = $('figures');
+  const metrics = FIGURES.map((f) => f[0]);
+  let now;
+  try { now = await query(metrics); } catch (err) { box.replaceChildren(el('p', { class: 'error' }, err.message)); return; }
+  let before = null;
+  const previous = previousRange(now.query.date_range);
+  // No comparison with a period before the site's first data: every change would read "+4000%".
+  if (state.period !== 'all' && state.firstDay && previous[0] >= state.firstDay) {
+    try {
+      before = await query(metrics, { date_range: previous });
+    } catch (err) { before = null; }
+  }
+  const values = now.results[0].metrics;
+  const old = before ? before.results[0].metrics : [];
+  box.replaceChildren(...FIGURES.map(([name, label, kind], i) => {
+    const value = values[i];
+    const card = el('div', { class: 'figure', 'data-metric': name, 'data-value': value === null ? '' : String(value) },
+      el('span', { class: 'label' }, label), el('strong', {}, fmt(value, kind)));
+    if (before && old[i] !== null && value !== null && old[i] !== undefined) {
+      const delta = old[i] ? Math.round((100 * (value - old[i])) / old[i]) : null;
+      const better = name === 'bounce_rate' || name === 'median_load_time' ? delta < 0 : delta > 0;
+      card.append(el('span', { class: 'delta ' + (delta === 0 || delta === null ? '' : better ? 'up' : 'down'),
+        title: 'vs ' + before.query.date_range.join(' to ') }, delta === null ? 'new' : (delta > 0 ? '+' : '') + delta + '%'));
+    }
+    return card;
+  }));
+  $('foot').textContent = 'Period ' + now.query.date_range.join(' to ') + ' (' + now.query.time_zone + ')';
+}
+
+let chart = null;
+async function loadChart() {
+  const span = state.period === 'day' ? 'time:hour' : ['6mo', '12mo', 'all'].includes(state.period) ? 'time:month' : 'time:day';
+  const box = $('chart');
+  let data;
+  try {
+    data = await query(['visitors', 'pageviews'], { dimensions: [span], include: { time_labels: true } });
+  } catch (err) { box.replaceChildren(el('p', { class: 'error' }, err.message)); return; }
+  const byLabel = new Map(data.results.map((r) => [r.dimensions[0], r.metrics]));
+  const labels = data.meta.time_labels;
+  const xs = labels.map((l) => Date.parse(l.replace(' ', 'T') + 'Z') / 1000);
+  const visitors = labels.map((l) => (byLabel.get(l) || [0, 0])[0]);
+  const pageviews = labels.map((l) => (byLabel.get(l) || [0, 0])[1]);
+  box.dataset.points = JSON.stringify(labels.map((l, i) => [l, visitors[i], pageviews[i]]));
+  if (chart) chart.destroy();
+  box.replaceChildren();
+  const opts = {
+    width: box.clientWidth || 600, height: 260, tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), 'Etc/UTC'),
+    legend: { show: false }, cursor: { drag: { x: false, y: false } },
+    scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(4, max * 1.1)] } },
+    axes: [{ stroke: '#6b7280', grid: { show: false } }, { stroke: '#6b7280', grid: { stroke: '#eef0f4' }, size: 50 }],
+    series: [{}, { label: 'Visitors', stroke: '#4f46e5', width: 2, fill: 'rgba(79,70,229,0.10)', points: { show: labels.length < 40 } },
+      { label: 'Pageviews', stroke: '#0ea5a4', width: 2, points: { show: labels.length < 40 } }],
+  };
+  chart = new uPlot(opts, [xs, visitors, pageviews], box);
+}
+
+function panelCard(title, tabs) {
+  const body = el('div', { class: 'rows' });
+  const head = el('div', { class: 'card-head' }, el('h2', {}, title));
+  const tabBar = el('div', { class: 'tabs', role: 'tablist' });
+  const card = el('section', { class: 'card panel', 'data-panel': title }, head, body);
+  const show = (i) => {
+    [...tabBar.children].forEach((b, j) => b.setAttribute('aria-selected', String(i === j)));
+    loadRows(body, tabs[i]);
+  };
+  if (tabs.length > 1) {
+    tabs.forEach((t, i) => tabBar.append(el('button', { role: 'tab', type: 'button', onclick: () => show(i) }, t[0])));
+    head.append(tabBar);
+  }
+  show(0);
+  return card;
+}
+
+// How a dimension's value reads for people (the filter keeps the exact value).
+const regions = typeof Intl.DisplayNames === 'function' ? new Intl.DisplayNames(['en'], { type: 'region' }) : null;
+function label(dimension, value) {
+  if (dimension === 'visit:timezone' && /^-?\d+$/.test(value)) {
+    const minutes = -Number(value); // the browser's offset is UTC minus local time
+    const sign = minutes < 0 ? '−' : '+';
+    const abs = Math.abs(minutes);
+    return 'UTC' + sign + String(Math.floor(abs / 60)).padStart(2, '0') + ':' + String(abs % 60).padStart(2, '0');
+  }
+  if (dimension === 'visit:country' && /^[A-Z]{2}$/.test(value) && regions) {
+    try { return regions.of(value) + ' (' + value + ')'; } catch (err) { return value; }
+  }
+  return value;
+}
+
+async function loadRows(body, [, dimension, metric, extraFilters]) {
+  body.replaceChildren(el('p', { class: 'muted' }, 'Loading…'));
+  let data;
+  try {
+    const filters = filtersFor([metric], [dimension]).concat(extraFilters || []);
+    data = await query([metric], { dimensions: [dimension], filters, pagination: { limit: 10 } });
+  } catch (err) { body.replaceChildren(el('p', { class: 'error' }, err.message)); return; }
+  body.dataset.dimension = dimension;
+  if (!data.results.length) { body.replaceChildren(el('p', { class: 'muted' }, 'Nothing in this period.')); return; }
+  const top = Math.max(...data.results.map((r) => r.metrics[0]));
+  const header = el('div', { class: 'row head' }, el('span', {}, dimension.split(':').pop().replace('props:', '')), el('span', {}, LABELS[metric]));
+  body.replaceChildren(header, ...data.results.map((r) => {
+    const value = r.dimensions[0];
+    const row = el('button', { class: 'row', type: 'button', 'data-value': value, 'data-count': String(r.metrics[0]),
+      title: 'Filter by ' + value, onclick: () => addFilter(dimension, value) },
+    el('span', { class: 'bar' }), el('span', { class: 'name' }, label(dimension, value)), el('span', { class: 'num' }, fmt(r.metrics[0], 'int')));
+    row.firstChild.style.width = ((100 * r.metrics[0]) / top).toFixed(1) + '%'; // CSSOM: allowed by the CSP
+    return row;
+  }));
+}
+
+async function loadUsage(card) {
+  const body = card.querySelector('.rows');
+  let data;
+  try { data = await api('/api/v1/usage?date_range=' + encodeURIComponent(state.period)); } catch (err) {
+    body.replaceChildren(el('p', { class: 'error' }, err.message)); return;
+  }
+  const rows = [...data.actions.map(([a, n]) => [a, n]), ...data.counts.map(([c, e, n]) => [c + ' / ' + e, n])];
+  const marks = data.marks.map((m) => el('li', {}, el('time', {}, m.time.slice(0, 16).replace('T', ' ')), ' ', m.name));
+  body.replaceChildren(
+    rows.length ? el('div', {}, ...rows.map(([name, n]) => el('div', { class: 'row static' }, el('span', { class: 'name' }, name), el('span', { class: 'num' }, fmt(n, 'int')))))
+      : el('p', { class: 'muted' }, 'No server-side usage in this period.'),
+    marks.length ? el('ul', { class: 'marks' }, ...marks) : '');
+}
+
+function addFilter(dimension, value) {
+  if (!state.filters.some((f) => f[1] === dimension)) state.filters.push(['is', dimension, [value]]);
+  refresh();
+}
+
+function renderFilters() {
+  const bar = $('filters');
+  bar.hidden = !state.filters.length;
+  bar.replaceChildren(...state.filters.map((f, i) => el('button', { class: 'chip', type: 'button', title: 'Remove filter',
+    onclick: () => { state.filters.splice(i, 1); refresh(); } }, f[1].split(':').pop() + ' is ' + label(f[1], f[2][0]) + ' ×')));
+}
+
+async function loadRealtime() {
+  if (!state.site) return;
+  try {
+    const n = await api('/api/v1/stats/realtime/visitors?site_id=' + encodeURIComponent(state.site));
+    const b = $('realtime').querySelector('b');
+    b.textContent = fmt(n, 'int');
+    b.dataset.value = String(n);
+  } catch (err) { /* the next tick tries again */ }
+}
+
+async function refresh() {
+  try {
+    const all = await api('/api/v2/query', { site_id: state.site, metrics: ['pageviews'], date_range: 'all' });
+    state.firstDay = all.query.date_range[0];
+  } catch (err) { state.firstDay = ''; }
+  renderFilters();
+  loadFigures();
+  loadChart();
+  loadRealtime();
+  const grid = $('panels');
+  grid.replaceChildren(...PANELS.map(([title, tabs]) => panelCard(title, tabs)));
+  const usage = el('section', { class: 'card panel', 'data-panel': 'Server usage' },
+    el('div', { class: 'card-head' }, el('h2', {}, 'Server usage')), el('div', { class: 'rows' }));
+  grid.append(usage);
+  loadUsage(usage);
+  const hash = new URLSearchParams({ site: state.site, period: state.period, filters: JSON.stringify(state.filters) });
+  history.replaceState(null, '', '#' + hash.toString());
+}
+
+// Open on the site with the most pageviews in the last 30 days (the first of the first 20 sites).
+async function busiestSite(sites) {
+  const counts = await Promise.all(sites.slice(0, 20).map((site) =>
+    api('/api/v2/query', { site_id: site, metrics: ['pageviews'], date_range: '30d' })
+      .then((d) => d.results[0].metrics[0], () => 0)));
+  let best = 0;
+  counts.forEach((n, i) => { if (n > counts[best]) best = i; });
+  return sites[best] || '';
+}
+
+async function start() {
+  const params = new URLSearchParams(location.hash.slice(1));
+  const info = await api('/api/v1/sites');
+  state.noteEvents = info.note_events;
+  const picker = $('site');
+  picker.replaceChildren(...info.sites.map((s) => el('option', { value: s }, s)));
+  state.site = info.sites.includes(params.get('site')) ? params.get('site') : await busiestSite(info.sites);
+  picker.value = state.site;
+  if (params.get('period')) state.period = params.get('period');
+  $('period').value = state.period;
+  try { state.filters = JSON.parse(params.get('filters') || '[]'); } catch (err) { state.filters = []; }
+  picker.addEventListener('change', () => { state.site = picker.value; state.filters = []; refresh(); });
+  $('period').addEventListener('change', () => { state.period = $('period').value; refresh(); });
+  new ResizeObserver(() => { if (chart) chart.setSize({ width: $('chart').clientWidth, height: 260 }); }).observe($('chart'));
+  setInterval(loadRealtime, 30000);
+  refresh();
+}
+
+start();
