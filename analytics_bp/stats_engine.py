@@ -14,6 +14,7 @@ values, times, bucket) is passed as a query parameter.
 
 from __future__ import annotations
 
+import json
 import statistics
 import time as clock
 from collections import defaultdict
@@ -218,15 +219,18 @@ class Engine:
 
     def first_day(self, site: str) -> date | None:
         """The first site day with data (for date_range "all")."""
-        found: list[datetime] = []
+        # The daily rollup holds every finished day; raw points are read only when it has none
+        # (a new install), with first() per series, which InfluxDB answers from its index.
         for bucket, measurement, field_name in ((self.cfg.rollup_buckets["1d"], "traffic", "pageviews"),
                                                 (self.cfg.bucket, "pageview", "count")):
             rows = self._rows_if_bucket(
                 'from(bucket: bucket) |> range(start: 0) |> filter(fn: (r) => r._measurement == m '
-                'and r._field == f and r.domain == site) |> group() |> first(column: "_time")',
+                'and r._field == f and r.domain == site) |> first() |> keep(columns: ["_time"])',
                 {"bucket": bucket, "m": measurement, "f": field_name, "site": site})
-            found += [r["_time"] for r in rows]
-        return min(found).astimezone(self.zone).date() if found else None
+            if rows:
+                first: datetime = min(r["_time"] for r in rows)
+                return first.astimezone(self.zone).date()
+        return None
 
     def sites(self) -> list[str]:
         """Permitted exact hosts, plus hosts seen under a wildcard in the last 400 days."""
@@ -320,15 +324,19 @@ class Engine:
         params: dict[str, Any] = {"bucket": self.cfg.bucket + source.suffix, "site": q.site_id,
                                   "start": start, "stop": stop, "m": source.measurement}
         where = self._filter_expr(q.filters, params)
-        records = self._read(
-            "from(bucket: bucket) |> range(start: start, stop: stop) "
-            "|> filter(fn: (r) => r._measurement == m and r.domain == site) "
-            f"|> filter(fn: (r) => {where})", params)
+        flux = ("from(bucket: bucket) |> range(start: start, stop: stop) "
+                "|> filter(fn: (r) => r._measurement == m and r.domain == site) "
+                f"|> filter(fn: (r) => {where})")
+        if source.kind == "count" and q.time_dimension is None:
+            # Sum in InfluxDB: one row per combination instead of one per day and combination.
+            tags = [TAG_DIMENSIONS[d] for d in q.dimensions]
+            flux += f" |> group(columns: {json.dumps(tags)}) |> sum() |> group()"
+        records = self._read(flux, params)
         if source.kind == "traffic":
             self._add_traffic(q, records, rows)
             return
         for rec in records:
-            key = self._key(q, rec, rec["_time"])
+            key = self._key(q, rec, rec.get("_time"))
             if key is None:
                 continue
             if source.measurement == "events":
@@ -441,11 +449,12 @@ class Engine:
             return local.date().isoformat()
         return local.date().replace(day=1).isoformat()
 
-    def _key(self, q: Query, rec: dict[str, Any], stamp: datetime) -> tuple[str, ...] | None:
+    def _key(self, q: Query, rec: dict[str, Any], stamp: datetime | None) -> tuple[str, ...] | None:
         """The row's dimension values; None when the point lacks one (no UTM, no note label)."""
         out = []
         for dim in q.dimensions:
             if dim in TIME_DIMENSIONS:
+                assert stamp is not None  # rows of a query by time keep their time
                 out.append(self._time_label(dim, stamp))
                 continue
             value = rec.get(TAG_DIMENSIONS[dim])

@@ -25,6 +25,7 @@ import http_load
 import ingest
 import profile_hot_path
 import rollup_query
+import stats_api
 
 from analytics_bp.localinflux import InfluxCredentials, LocalInflux
 from analytics_bp.sink import InfluxAdmin, InfluxTarget
@@ -123,6 +124,9 @@ def run(creds: InfluxCredentials, state: Path) -> dict[str, Any]:
         rollup_query.measure(admin, InfluxTarget(creds.url, creds.org, creds.token, f"bench_rollup_{n}"),
                              n, progress)
         for n in RAW_POINTS]
+    biggest = max(RAW_POINTS)
+    results["stats_api"] = stats_api.measure(creds, f"bench_rollup_{biggest}", str(state / "stats"),
+                                             biggest, progress)
     admin.close()
     return results
 
@@ -156,6 +160,13 @@ def table(r: dict[str, Any]) -> str:
               f'rollup {q["rollup_ms"]} ms vs raw {q["raw_ms"]} ms; daily task {q["task_s_per_day"]} s '
               "a day (goal >= 50x)")
              for q in r["rollup_query"]]
+    s = r["stats_api"]
+    rows += [
+        (f'dashboard: slowest query, {s["raw_points"]:,} raw points', f'{s["slowest_p95_ms"]} ms p95',
+         f'"{s["slowest"]}" over 30 days, {s["repeat"]} runs (goal <= 150 ms)'),
+        (f'dashboard: all {s["queries"]} queries, one after another', f'{s["page_p95_ms"]} ms p95',
+         f'p50 {s["page_p50_ms"]} ms (goal <= 1 s)'),
+    ]
     rows += [(f"agent {name}", f'{s["gzip_9"]} B gzip -9', f'{s["bytes"]} B minified')
              for name, s in r["agent"].items()]
     width = max(len(a) for a, _, _ in rows)

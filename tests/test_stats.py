@@ -5,14 +5,15 @@ from __future__ import annotations
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
-from analytics_bp import settings
+from analytics_bp import rollups, settings
 from analytics_bp.stats_engine import Engine
-from analytics_bp.stats_query import QueryError, parse
+from analytics_bp.stats_query import DIMENSIONS, QueryError, parse
 
 from .conftest import Influx
 from .test_rollups import EVENTS, grafana_queries, rolled, substitute
@@ -171,6 +172,21 @@ def test_numbers_equal_the_grafana_panels(influx: Influx, rolled: Any) -> None:
     countries = {r["country"]: r["_value"] for r in panel("Countries")}
     api = ask(engine, metrics=["pageviews"], dimensions=["visit:country"])
     assert {r["dimensions"][0]: r["metrics"][0] for r in api["results"]} == countries
+    sources = {r["source"]: r["_value"] for r in panel("Sources")}
+    api = ask(engine, metrics=["pageviews"], dimensions=["visit:source"])
+    assert {r["dimensions"][0]: r["metrics"][0] for r in api["results"]} == sources
+    notes = {(r["event"], r.get("label")): r["_value"] for r in panel("Events with notes")
+             if r.get("label")}
+    api = ask(engine, metrics=["events"], dimensions=["event:name", "event:props:note"])
+    assert {tuple(r["dimensions"]): r["metrics"][0] for r in api["results"]} == notes
+    # Per-day panels: aggregateWindow stamps a day's value at the day's end.
+    by_day = ask(engine, metrics=["visitors", "visits", "bounce_rate"], dimensions=["time:day"])
+    api_days = {r["dimensions"][0]: r["metrics"] for r in by_day["results"]}
+    for title, index in (("Unique visitors per day", 0), ("Sessions per day", 1), ("Bounce rate (%)", 2)):
+        shown = {(r["_time"] - timedelta(days=1)).date().isoformat(): r["_value"] for r in panel(title)}
+        if title.startswith("Bounce"):  # the panel's map() keeps every row; the API rounds to 0.1
+            shown = {(r["_time"]).date().isoformat(): round(r["_value"], 1) for r in panel(title)}
+        assert shown == {day: values[index] for day, values in api_days.items()}, title
 
 
 BAD: list[tuple[dict[str, Any], str]] = [
@@ -306,3 +322,79 @@ def test_date_range_shortcuts() -> None:
     assert parse_date_range("all", today, first) == (date(2025, 5, 4), today)
     with pytest.raises(QueryError, match="spans more than"):
         parse_date_range(["2020-01-01", "2026-01-01"], today, first)
+
+
+ZONE = "Pacific/Auckland"  # UTC+13 in February: the dataset's 10:00-12:00 UTC straddles midnight
+
+
+@pytest.fixture(scope="module")
+def rolled_in_zone(influx: Influx) -> Any:
+    from .test_rollups import event_lines, make_dataset, to_lines, write
+
+    name = "t_zone_" + datetime.now(UTC).strftime("%H%M%S%f")
+    influx.admin.ensure_bucket(name, 0)
+    rows = make_dataset()
+    write(influx, name, to_lines(rows) + event_lines())
+    cfg = settings.load({"ANALYTICS_PERMITTED_DOMAINS": "a.example", "ANALYTICS_BUCKET": name,
+                         "ANALYTICS_RAW_RETENTION": "0", "ANALYTICS_TIMEZONE": ZONE})
+    rollups.setup(cfg, influx.admin)
+    zone = ZoneInfo(ZONE)
+    runs = [(f"{name}_daily", datetime(2026, 3, d, tzinfo=zone).astimezone(UTC)) for d in (1, 2, 3, 4)]
+    results = influx.admin.run_tasks([(n, at.strftime("%Y-%m-%dT%H:%M:%SZ")) for n, at in runs])
+    assert {r["status"] for r in results} == {"success"}
+    yield name, rows, cfg
+    for suffix in ("", "_1h", "_1d", "_1mo"):
+        influx.admin.delete_bucket(name + suffix)
+    for task in influx.admin.tasks(prefix=name + "_"):
+        influx.admin.client.tasks_api().delete_task(task["id"])
+
+
+@pytest.mark.parametrize("mode", ["raw", "rollups"])
+def test_site_days_follow_the_time_zone_in_rollups_and_raw(influx: Influx, rolled_in_zone: Any,
+                                                           mode: str) -> None:
+    _, loaded, cfg = rolled_in_zone
+    zone = ZoneInfo(ZONE)
+    mark = None if mode == "raw" else datetime(2026, 3, 4, tzinfo=zone).astimezone(UTC)
+    engine = Engine(cfg, influx.admin, lambda suffix: mark)
+    query = parse({"site_id": SITE, "metrics": ["visitors", "visits", "pageviews"],
+                   "date_range": ["2026-02-28", "2026-03-03"], "dimensions": ["time:day"]},
+                  lambda: [SITE], ZONE, date(2026, 11, 23), engine.first_day)
+    answer = engine.run(query)
+    assert bool(answer["meta"]["answered_from"]["rollups"]) == (mode == "rollups")
+    local = [{**r, "time": r["time"].astimezone(zone)} for r in site_rows(loaded)]
+    expected = [{"metrics": [len({r["visitor"] for r in items}), len({r["sess"] for r in items}),
+                             len(items)],
+                 "dimensions": [day.isoformat()]} for day, items in sorted(per_day(local).items())]
+    assert len(expected) == 4  # the UTC days split across four Auckland days
+    assert answer["results"] == expected
+
+
+def test_answers_hold_aggregates_only(make_app: Any, influx: Influx, bucket: str) -> None:
+    """No session ID, visitor hash or note of an event outside ANALYTICS_NOTE_EVENTS in any answer."""
+    from .conftest import flush
+    from .test_collector import post
+
+    app = make_app(ANALYTICS_DASHBOARD_TOKEN=TOKEN, ANALYTICS_NOTE_EVENTS="socialclick")
+    secret_sess, secret_note = "sessSECRET42", "private words"
+    pageview = {"domain": "example.com", "page": "/a", "sess_id": secret_sess}
+    assert post(app, "pageview", pageview).status_code == 204
+    assert post(app, "event", {"domain": "example.com", "page": "/a", "event": "signup",
+                               "note": secret_note, "sess_id": secret_sess}).status_code == 204
+    flush(app)
+    visitors = {r["_value"] for r in influx.query(
+        'from(bucket: b) |> range(start: 0) |> filter(fn: (r) => r._field == "visitor")', b=bucket)}
+    assert len(visitors) == 1
+    client = app.test_client()
+    answers = []
+    for dimension in DIMENSIONS:
+        metrics = ["events"] if dimension.startswith("event:") and dimension != "event:page" else \
+            ["visitors", "visits", "pageviews"]
+        resp = client.post("/analytics/api/v2/query", headers={"Authorization": f"Bearer {TOKEN}"},
+                           json={"site_id": "example.com", "metrics": metrics, "date_range": "day",
+                                 "dimensions": [dimension]})
+        assert resp.status_code == 200, (dimension, resp.get_data(as_text=True))
+        answers.append(resp.get_data(as_text=True))
+    text = "\n".join(answers)
+    assert '"dimensions":["/a"]' in text.replace(" ", "")  # the data is there...
+    for secret in (secret_sess, secret_note, *visitors):  # ...and nothing that identifies or was free text
+        assert secret not in text
