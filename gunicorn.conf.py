@@ -3,25 +3,26 @@
 Why these: the writer (sink) is created lazily in each worker after fork, so --preload is safe;
 `worker_exit` commits and delivers what a worker holds, so SIGTERM and HUP lose nothing; the access
 log format has no %(h)s (remote address) and no User-Agent, so no IP address is ever logged.
+The environment variables it reads are settings.SERVER_SETTINGS (docs/config.md, second table).
 """
 
 from __future__ import annotations
 
-import os
+from analytics_bp.settings import server_setting
 
-bind = os.environ.get("ANALYTICS_BIND", "127.0.0.1:8000")
-workers = int(os.environ.get("ANALYTICS_WORKERS", "2"))
-threads = int(os.environ.get("ANALYTICS_THREADS", "1"))
+bind = server_setting("ANALYTICS_BIND")
+workers = int(server_setting("ANALYTICS_WORKERS"))
+threads = int(server_setting("ANALYTICS_THREADS"))
 worker_class = "gthread" if threads > 1 else "sync"
 timeout = 30
 graceful_timeout = 30
 keepalive = 5
 max_requests = 0
-forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
-accesslog = os.environ.get("ANALYTICS_ACCESS_LOG", "-")
+forwarded_allow_ips = server_setting("FORWARDED_ALLOW_IPS")
+accesslog = server_setting("ANALYTICS_ACCESS_LOG")
 access_log_format = '%(t)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms'
 errorlog = "-"
-loglevel = os.environ.get("ANALYTICS_LOG_LEVEL", "info")
+loglevel = server_setting("ANALYTICS_LOG_LEVEL")
 
 
 def worker_exit(server: object, worker: object) -> None:

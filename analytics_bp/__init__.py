@@ -10,20 +10,22 @@ import os
 
 from flask import Flask
 
-from .extension import Analytics, close_all
-from .settings import ConfigError, from_environ
+from .extension import Analytics
+from .settings import ConfigError, from_environ, server_setting
+from .state import AnalyticsState, close_all
 
-__all__ = ["Analytics", "ConfigError", "close_all", "create_app"]
+__all__ = ["Analytics", "AnalyticsState", "ConfigError", "close_all", "create_app"]
 
 
 def create_app(**overrides: object) -> Flask:
-    """A standalone collector app; every setting comes from the environment (or `overrides`)."""
+    """A standalone collector app; every setting comes from the environment (or `overrides`).
+
+    Its usage API is `app.extensions["analytics"]` (an AnalyticsState bound to this app)."""
     app = Flask(__name__)
     app.config.update(from_environ(os.environ))
     app.config.update(overrides)
-    analytics = Analytics(app)
-    app.extensions["analytics_ext"] = analytics
-    if app.config.get("ANALYTICS_DEMO") or os.environ.get("ANALYTICS_DEMO"):
+    Analytics(app)
+    if app.config.get("ANALYTICS_DEMO") or server_setting("ANALYTICS_DEMO"):
         from .demo import register_demo
 
         register_demo(app)

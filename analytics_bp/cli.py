@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import click
-from flask import current_app
 from flask.cli import AppGroup
 
 from . import rollups
-from .sink import InfluxAdmin
+from .influx import InfluxAdmin
+from .state import AnalyticsState, current_state
 
 analytics_cli = AppGroup("analytics", help="Analytics: buckets, tasks and the site snippet.")
 
 
-def admin_for_app() -> tuple[InfluxAdmin, object]:
-    state = current_app.extensions["analytics"]
+def admin_for_app() -> tuple[InfluxAdmin, AnalyticsState]:
+    state = current_state()
     target = state.target
     return InfluxAdmin(target.url, target.org, target.token), state
 
@@ -23,7 +23,7 @@ def setup_command() -> None:
     """Create the buckets (with retention) and the rollup tasks; safe to run again."""
     admin, state = admin_for_app()
     try:
-        for what, outcome in rollups.setup(state.config, admin).items():  # type: ignore[attr-defined]
+        for what, outcome in rollups.setup(state.config, admin).items():
             click.echo(f"{what}: {outcome}")
     finally:
         admin.close()
@@ -34,7 +34,7 @@ def tasks_command() -> None:
     """List the rollup tasks with their last run and status."""
     admin, state = admin_for_app()
     try:
-        rows = admin.tasks(prefix=state.config.bucket + "_")  # type: ignore[attr-defined]
+        rows = admin.tasks(prefix=state.config.bucket + "_")
     finally:
         admin.close()
     if not rows:
@@ -52,6 +52,6 @@ def snippet_command(origin: str) -> None:
     """Print the script tag (and the recordEvent queue stub) for a site's templates."""
     from .snippet import queue_stub, script_tag
 
-    state = current_app.extensions["analytics"]
+    state = current_state()
     click.echo(queue_stub())
     click.echo(script_tag(origin.rstrip("/") + state.config.url_prefix))

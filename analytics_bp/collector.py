@@ -17,6 +17,7 @@ from .beacons import Beacon, BeaconError, Reason
 from .cardinality import TagGuard
 from .points import line
 from .settings import Config
+from .writer import Writer
 
 TEXT_TYPES = ("application/json", "text/plain", "")
 
@@ -51,7 +52,7 @@ class Collector:
     def __init__(
         self,
         config: Config,
-        sink: Callable[[], object],
+        sink: Callable[[], Writer],
         salts: privacy.SaltStore,
         guard: TagGuard,
         country: Callable[[str], str] | None = None,
@@ -87,12 +88,12 @@ class Collector:
         if agent.bot:
             return IGNORED
         sink = self._sink()
-        if not sink.accepting:  # type: ignore[attr-defined]
+        if not sink.accepting:
             return SPOOL_FULL
         ip = privacy.client_ip(parts.remote_addr, parts.forwarded_for, self.cfg.trusted_proxies)
         visitor = privacy.visitor_hash(self.salts.current(), beacon.domain, ip, parts.user_agent)
         country = self.country(ip) if self.cfg.geoip else "unknown"
-        sink.write(self._line(beacon, agent, country, visitor, sink.clock.next_ns()))  # type: ignore[attr-defined]
+        sink.write(self._line(beacon, agent, country, visitor, sink.clock.next_ns()))
         return ACCEPTED
 
     def _check_policy(self, beacon: Beacon, origin: str | None) -> None:
@@ -113,7 +114,7 @@ class Collector:
             sink = self._sink()
         except Exception:
             return
-        sink.add_count(("rejected", (("reason", reason.code),)))  # type: ignore[attr-defined]
+        sink.add_count(("rejected", (("reason", reason.code),)))
 
     def _bounded(self, domain: str, tag: str, value: str) -> str:
         return self.guard.admit(domain, tag, value)

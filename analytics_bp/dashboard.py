@@ -18,9 +18,10 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, render_template, request
+from flask import Blueprint, Response, jsonify, render_template, request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
+from .state import AnalyticsState, current_state
 from .stats_query import DATE_RANGES, DIMENSIONS, METRICS, QueryError, parse
 
 log = logging.getLogger("analytics.dashboard")
@@ -29,8 +30,8 @@ COOKIE_MAX_AGE = 7 * 86400
 STATIC = {"dashboard.js": "application/javascript", "dashboard.css": "text/css"}
 
 
-def _state() -> Any:
-    return current_app.extensions["analytics"]
+def _state() -> AnalyticsState:
+    return current_state()
 
 
 def _error(status: int, code: str, message: str) -> Response:

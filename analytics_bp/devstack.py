@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import secrets
 import signal
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime
@@ -22,8 +21,10 @@ from pathlib import Path
 
 from . import demo_traffic, rollups, settings
 from .demo_traffic import DEMO_SITE
+from .influx import InfluxAdmin, InfluxTarget
 from .localinflux import InfluxCredentials, LocalInflux, free_port
-from .sink import InfluxAdmin, InfluxTarget, Sink
+from .process import ChildProcess, http_ok
+from .sink import Sink
 
 RUN = Path(".run")
 DEFAULTS = {
@@ -51,9 +52,10 @@ def port_free(port: int) -> bool:
 
 
 def start_influx() -> tuple[InfluxCredentials, LocalInflux | None]:
-    if all(os.environ.get(k) for k in ("INFLUXDB_V2_URL", "INFLUXDB_V2_ORG", "INFLUXDB_V2_TOKEN")):
-        creds = InfluxCredentials(os.environ["INFLUXDB_V2_URL"], os.environ["INFLUXDB_V2_ORG"],
-                                  os.environ["INFLUXDB_V2_TOKEN"])
+    given = settings.influx_settings({})
+    if given is not None:
+        creds = InfluxCredentials(given["INFLUXDB_V2_URL"], given["INFLUXDB_V2_ORG"],
+                                  given["INFLUXDB_V2_TOKEN"])
         print(f"using the InfluxDB at {creds.url} (from INFLUXDB_V2_*)")
         return creds, None
     saved = read_env_file(RUN / "env")
@@ -89,7 +91,7 @@ def fill_demo_once(env: dict[str, str], creds: InfluxCredentials) -> None:
     """Four weeks of demo traffic for demo.test, rolled up by the shipped tasks; once per bucket."""
     cfg = settings.load(env)
     marker = Path(cfg.state_dir) / f"demo-filled-{cfg.bucket}"
-    if marker.exists() or env.get("ANALYTICS_DEMO_DATA", "1") == "0":
+    if marker.exists() or settings.server_setting("ANALYTICS_DEMO_DATA", env) == "0":
         return
     print(f"filling the demo site {DEMO_SITE} with four weeks of traffic (once):")
     target = InfluxTarget(creds.url, creds.org, creds.token, cfg.bucket)
@@ -128,20 +130,30 @@ def setup(env: dict[str, str], creds: InfluxCredentials) -> None:
         admin.close()
 
 
-def start_nginx(gunicorn_bind: str) -> subprocess.Popen[bytes] | None:
-    if os.environ.get("ANALYTICS_NGINX") != "1":
+def start_gunicorn(env: dict[str, str]) -> ChildProcess:
+    gunicorn = ChildProcess("gunicorn", [str(Path(sys.executable).parent / "gunicorn"), "-c",
+                                         "gunicorn.conf.py", "analytics_bp:create_app()"],
+                            None, env={**os.environ, **env})
+    prefix = settings.load(env).url_prefix
+    return gunicorn.start(http_ok(f"http://{env['ANALYTICS_BIND']}{prefix}/agent.js"), timeout=30)
+
+
+def start_nginx(gunicorn_bind: str) -> ChildProcess | None:
+    if settings.server_setting("ANALYTICS_NGINX") != "1":
         return None
     from .nginxconf import render_example
 
+    prefix = RUN.resolve() / "nginx"
     conf = RUN.resolve() / "nginx.conf"
     conf.write_text(render_example(listen="127.0.0.1:8080", upstream=gunicorn_bind,
-                                   prefix=str(RUN.resolve() / "nginx"),
+                                   prefix=str(prefix),
                                    static_root=str(Path("analytics_bp/static").resolve())))
-    (RUN / "nginx").mkdir(exist_ok=True)
-    proc = subprocess.Popen(["nginx", "-c", str(conf), "-p", str(RUN.resolve() / "nginx"),
-                             "-g", "daemon off;"])
+    prefix.mkdir(exist_ok=True)
+    nginx = ChildProcess("nginx", ["nginx", "-c", str(conf), "-p", str(prefix), "-g", "daemon off;"],
+                         prefix / "error.log", stop_signal=signal.SIGQUIT)
+    nginx.start(http_ok("http://127.0.0.1:8080/analytics/agent.js"), timeout=20)
     print("started nginx on http://127.0.0.1:8080 (in front of gunicorn)")
-    return proc
+    return nginx
 
 
 def main() -> None:
@@ -155,11 +167,7 @@ def main() -> None:
     print("setting up buckets and rollup tasks:")
     setup(env, creds)
     fill_demo_once(env, creds)
-    procs: list[subprocess.Popen[bytes]] = []
-    gunicorn = subprocess.Popen(
-        [str(Path(sys.executable).parent / "gunicorn"), "-c", "gunicorn.conf.py",
-         "analytics_bp:create_app()"], env={**os.environ, **env})
-    procs.append(gunicorn)
+    procs = [start_gunicorn(env)]
     nginx = start_nginx(env["ANALYTICS_BIND"])
     if nginx:
         procs.append(nginx)
@@ -177,16 +185,10 @@ def main() -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    while not stopping and all(p.poll() is None for p in procs):
+    while not stopping and all(p.running() for p in procs):
         time.sleep(0.2)
     for proc in reversed(procs):
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-    for proc in procs:
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        proc.stop(timeout=30)
     if influx is not None:
         influx.stop()
     print("stopped")

@@ -9,25 +9,23 @@ the package's dependencies are importable, and it never imports `influxdb_client
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from .process import ChildProcess
+
 ORG = "analytics"
 USERNAME = "analytics"
 BOOTSTRAP_BUCKET = "bootstrap"
-PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -66,14 +64,6 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _die_with_parent() -> None:
-    """Ask Linux to SIGTERM influxd when its parent dies, so no run leaves an orphan behind."""
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    os.setpgrp()  # a Ctrl-C in the terminal is handled by our parent, which stops us in order
-
-
 def http_json(
     method: str, url: str, body: object | None = None, token: str | None = None, timeout: float = 5
 ) -> tuple[int, object]:
@@ -103,8 +93,12 @@ class LocalInflux:
         self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="influxd-"))
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen[bytes] | None = None
+        self._child: ChildProcess | None = None
         self.log_path = self.data_dir / "influxd.log"
+
+    @property
+    def proc(self) -> subprocess.Popen[bytes] | None:
+        return self._child.proc if self._child is not None else None
 
     def start(self, timeout: float = 60) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -119,25 +113,14 @@ class LocalInflux:
             "--reporting-disabled",
             "--log-level=error",
         ]
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            args, cwd=self.data_dir, env=env, stdout=log, stderr=log, preexec_fn=_die_with_parent
-        )
-        log.close()
-        self._wait_healthy(timeout)
+        self._child = ChildProcess("influxd", args, self.log_path, env=env, cwd=self.data_dir)
+        self._child.start(self._healthy, timeout)
 
-    def _wait_healthy(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(f"influxd exited with {self.proc.returncode}:\n{self.log_tail()}")
-            with contextlib.suppress(OSError):
-                status, body = http_json("GET", f"{self.url}/health", timeout=1)
-                if status == 200 and isinstance(body, dict) and body.get("status") == "pass":
-                    return
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"influxd not healthy after {timeout}s:\n{self.log_tail()}")
+    def _healthy(self) -> bool:
+        with contextlib.suppress(OSError):
+            status, body = http_json("GET", f"{self.url}/health", timeout=1)
+            return status == 200 and isinstance(body, dict) and body.get("status") == "pass"
+        return False
 
     def needs_setup(self) -> bool:
         status, body = http_json("GET", f"{self.url}/api/v2/setup")
@@ -159,21 +142,10 @@ class LocalInflux:
             raise RuntimeError(f"influxd onboarding failed: {status} {body}")
         return InfluxCredentials(self.url, ORG, token)
 
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
-
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
+        if self._child is not None:
+            self._child.stop(timeout=15)
+        self._child = None
         if self._owns_dir:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 

@@ -1,16 +1,15 @@
 """The InfluxDB schema: validated beacons and counters to line protocol with unique timestamps.
 
 Why hand-written line protocol: it is the wire format, it is 10x cheaper than building Point
-objects on the beacon hot path, and it keeps `influxdb_client` out of everything but the sink.
+objects on the beacon hot path, and it keeps `influxdb_client` out of everything but influx.py.
 docs/schema.md documents every measurement, tag and field written here; keep both in step.
 """
 
 from __future__ import annotations
 
 import re
-import threading
-import time
 from collections.abc import Iterable, Mapping
+from typing import Protocol
 
 _TAG_ESCAPE = re.compile(r"([,= ])")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -68,32 +67,15 @@ def line(
     return f"{escape_measurement(measurement)}{tag_part} {field_part} {ts_ns}"
 
 
-class UniqueClock:
-    """Nanosecond timestamps that never repeat within one writer or across a host's writers.
+class Clock(Protocol):
+    """Where timestamps come from (clock.UniqueClock: unique per writer slot)."""
 
-    Microsecond time, forced strictly increasing per process, times 1000 plus the process's slot
-    (0-999, claimed exclusively by the sink). Two points can then never share series and time,
-    so neither overwrites the other and re-delivering a spooled batch is idempotent.
-    """
-
-    def __init__(self, slot: int) -> None:
-        if not 0 <= slot < 1000:
-            raise ValueError("slot must be 0..999")
-        self.slot = slot
-        self._last_us = 0
-        self._lock = threading.Lock()
-
-    def next_ns(self) -> int:
-        now_us = time.time_ns() // 1000
-        with self._lock:
-            if now_us <= self._last_us:
-                now_us = self._last_us + 1
-            self._last_us = now_us
-        return now_us * 1000 + self.slot
+    def next_ns(self) -> int: ...
 
 
-def counter_lines(
-    counts: Iterable[tuple[tuple[str, tuple[tuple[str, str], ...]], int]], clock: UniqueClock
-) -> list[str]:
+CounterKey = tuple[str, tuple[tuple[str, str], ...]]  # (measurement, tags)
+
+
+def counter_lines(counts: Iterable[tuple[CounterKey, int]], clock: Clock) -> list[str]:
     """Aggregated counters (measurement, tags) -> n as `count` points."""
     return [line(m, dict(tags), {"count": n}, clock.next_ns()) for (m, tags), n in counts]

@@ -16,10 +16,21 @@ import os
 import secrets
 import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
+from types import ModuleType
+from typing import Protocol
+
+from . import periods
 
 SALT_BYTES = 32
+
+
+class TimeSource(Protocol):
+    """Anything with `time()` (the `time` module, or a test's clock)."""
+
+    def time(self) -> float: ...
+
+
 SALT_GRACE_SECONDS = 120
 VISITOR_HEX = 16
 
@@ -48,25 +59,6 @@ def wants_no_tracking(dnt: str | None, gpc: str | None) -> bool:
     return (dnt or "").strip() == "1" or (gpc or "").strip() == "1"
 
 
-def period_key(period: str, now: float) -> str:
-    moment = datetime.fromtimestamp(now, UTC)
-    return moment.strftime("%Y-%m-%d" if period == "day" else "%Y-%m")
-
-
-def period_start(period: str, now: float) -> float:
-    moment = datetime.fromtimestamp(now, UTC)
-    start = moment.replace(hour=0, minute=0, second=0, microsecond=0)
-    if period == "month":
-        start = start.replace(day=1)
-    return start.timestamp()
-
-
-def period_end(period: str, now: float) -> float:
-    """The start of the next period (32 days past a month's start is always in the next month)."""
-    start = period_start(period, now)
-    return period_start(period, start + 32 * 86400) if period == "month" else start + 86400
-
-
 class SaltStore:
     """The current period's random salt, created atomically by whichever worker needs it first.
 
@@ -75,7 +67,7 @@ class SaltStore:
     Salts of earlier periods are deleted SALT_GRACE_SECONDS after the new period starts.
     """
 
-    def __init__(self, directory: str, period: str, clock: object = time) -> None:
+    def __init__(self, directory: str, period: str, clock: TimeSource | ModuleType = time) -> None:
         self.dir = Path(directory)
         self.period = period
         self._clock = clock
@@ -88,23 +80,23 @@ class SaltStore:
         self._fast_until = 0.0
 
     def _now(self) -> float:
-        return float(self._clock.time())  # type: ignore[attr-defined]
+        return float(self._clock.time())
 
     def current(self) -> bytes:
         now = self._now()
         if self._fast_from <= now < self._fast_until:
             return self._salt
-        key = period_key(self.period, now)
+        key = periods.key(self.period, now)
         with self._lock:
             if key != self._key:
                 self._salt = self._load_or_create(key)
                 self._key = key
-            if self._cleaned_for != key and now >= period_start(self.period, now) + SALT_GRACE_SECONDS:
+            if self._cleaned_for != key and now >= periods.start(self.period, now) + SALT_GRACE_SECONDS:
                 self.delete_old_salts(key)
                 self._cleaned_for = key
             if self._cleaned_for == key:
-                self._fast_from = period_start(self.period, now)
-                self._fast_until = period_end(self.period, now)
+                self._fast_from = periods.start(self.period, now)
+                self._fast_until = periods.end(self.period, now)
             return self._salt
 
     def _load_or_create(self, key: str) -> bytes:

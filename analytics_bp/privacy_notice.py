@@ -1,13 +1,13 @@
-"""The privacy notice, generated from the live settings so it cannot drift from the collector.
+"""The privacy notice as data, generated from the live settings so it cannot drift from the collector.
 
 Why generated: a hand-written notice goes stale the day someone changes the salt period or the
 retention. Every setting marked `privacy=True` in settings.py has a line here; a test fails when
-one is missing.
+one is missing. The page and the footer line are Jinja templates (templates/analytics/privacy.html
+and notice_line.html), which a site may override with its own.
 """
 
 from __future__ import annotations
 
-from html import escape
 from typing import Any
 
 from .settings import Config
@@ -70,30 +70,3 @@ def notice(cfg: Config) -> dict[str, Any]:
         "opt_out": "Enable Do Not Track or Global Privacy Control in your browser, or run "
         "localStorage.analytics_ignore = 'true' in the browser console on this site.",
     }
-
-
-def one_line(cfg: Config, url: str) -> str:
-    dnt = " Do Not Track is honoured." if cfg.respect_dnt else ""
-    return (f"This site counts visits without cookies and stores no IP address or personal "
-            f'data.{dnt} <a href="{escape(url)}">Details</a>')
-
-
-def _items(texts: list[str | None]) -> str:
-    return "".join(f"<li>{escape(text)}</li>" for text in texts if text)
-
-
-def render_html(data: dict[str, Any]) -> str:
-    items = _items
-    settings = _items(list(data["settings"].values()))
-    return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
-<title>Privacy: how this site counts visits</title><link rel="icon" href="data:,">
-<style>body{{font:16px/1.5 system-ui,sans-serif;max-width:44rem;margin:2rem auto;padding:0 1rem}}
-</style></head><body>
-<h1>How this site counts visits</h1>
-<p>This site uses self-hosted, cookie-free analytics. Nothing is shared with third parties.</p>
-<h2>What is collected</h2><h3>Page views</h3><ul>{items(data["collected"]["pageview"])}</ul>
-<h3>Events</h3><ul>{items(data["collected"]["event"])}</ul>
-<h2>What is never collected</h2><ul>{items(data["never_collected"])}</ul>
-<h2>How it is handled</h2><ul>{settings}</ul>
-<h2>How to opt out</h2><p>{escape(data["opt_out"])}</p>
-</body></html>"""

@@ -73,6 +73,52 @@ def _as_str(value: Any) -> str:
     return "" if value is None else str(value).strip()
 
 
+def _int_at_least(low: int) -> Callable[[Any], int]:
+    def parse(value: Any) -> int:
+        number = _as_int(value)
+        if number < low:
+            raise ValueError(f"expected an integer >= {low}")
+        return number
+
+    return parse
+
+
+def _positive_float(value: Any) -> float:
+    number = float(value)
+    if not number > 0:
+        raise ValueError("expected a number of seconds > 0")
+    return number
+
+
+def _required_list(value: Any) -> tuple[str, ...]:
+    items = _as_list(value)
+    if not items:
+        raise ValueError("expected a comma list of site hosts, such as example.com,*.example.org")
+    return items
+
+
+def _salt_period(value: Any) -> str:
+    text = _as_str(value).lower()
+    if text not in ("day", "month"):
+        raise ValueError("expected `day` or `month`")
+    return text
+
+
+def _bucket(value: Any) -> str:
+    text = _as_str(value)
+    if not BUCKET_NAME.match(text):
+        raise ValueError("expected a bucket name of letters, digits, `_`, `.` and `-`")
+    return text
+
+
+def _token(value: Any) -> str:
+    text = _as_str(value)
+    if text and len(text) < 32:
+        raise ValueError("expected at least 32 characters (or empty to turn the dashboard and "
+                         "the Stats API off)")
+    return text
+
+
 def _state_dir() -> str:
     return os.path.join(tempfile.gettempdir(), f"analytics_bp-{os.getuid()}")
 
@@ -84,12 +130,13 @@ class Setting:
     help: str
     parse: Callable[[Any], Any] = _as_str
     privacy: bool = False  # shapes what is collected or kept: the privacy notice must state it
+    secret: bool = False  # never shown in an error message
 
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("ANALYTICS_URL_PREFIX", "/analytics", "Where the blueprint is mounted."),
     Setting("ANALYTICS_PERMITTED_DOMAINS", "", "Comma list of site hosts whose beacons are "
-            "accepted; `*.example.com` allows subdomains. Required.", _as_list),
+            "accepted; `*.example.com` allows subdomains. Required.", _required_list),
     Setting("ANALYTICS_SKIP_DOMAINS", "", "Comma list of hosts answered 204 but never stored "
             "(staging sites).", _as_list, privacy=True),
     Setting("ANALYTICS_PERMITTED_EVENTS", "", "Comma list of event names accepted by /event "
@@ -99,15 +146,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ANALYTICS_CORS_ORIGINS", "", "Extra allowed CORS origins; `*` allows any. By "
             "default only http(s) origins of permitted domains.", _as_list),
     Setting("ANALYTICS_BUCKET", "analytics", "Raw bucket; rollups go to `<bucket>_1h`, "
-            "`<bucket>_1d` and `<bucket>_1mo`."),
+            "`<bucket>_1d` and `<bucket>_1mo`.", _bucket),
     Setting("ANALYTICS_RAW_RETENTION", "30d", "Retention of the raw bucket (`30d`, `12h`, `0` = "
             "forever).", _as_duration, privacy=True),
     Setting("ANALYTICS_HOURLY_RETENTION", "400d", "Retention of the hourly rollup bucket.",
             _as_duration, privacy=True),
     Setting("ANALYTICS_TRUSTED_PROXIES", 0, "How many X-Forwarded-For hops to trust (1 behind "
-            "one nginx).", _as_int, privacy=True),
+            "one nginx).", _int_at_least(0), privacy=True),
     Setting("ANALYTICS_SALT_PERIOD", "day", "`day` or `month`: how long a visitor hash stays "
-            "the same before its salt is deleted.", privacy=True),
+            "the same before its salt is deleted.", _salt_period, privacy=True),
     Setting("ANALYTICS_SALT_DIR", "", "Directory shared by the workers of a host for the current "
             "salt (default: <tmp>/analytics_bp-<uid>/salts)."),
     Setting("ANALYTICS_STATE_DIR", "", "Directory for the per-host tag-value registry (default: "
@@ -115,29 +162,65 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ANALYTICS_SPOOL_DIR", "", "Durable write-ahead spool for points not yet in InfluxDB "
             "(default: <tmp>/analytics_bp-<uid>/spool)."),
     Setting("ANALYTICS_SPOOL_MAX_BYTES", 256 * 1024 * 1024, "Spool size at which beacons are "
-            "answered 503 instead of being dropped.", _as_int),
+            "answered 503 instead of being dropped.", _int_at_least(1)),
     Setting("ANALYTICS_FLUSH_INTERVAL", 1.0, "Seconds between group commits of accepted points "
-            "(the most a hard kill can lose).", float),
-    Setting("ANALYTICS_BATCH_SIZE", 5000, "Points per write request to InfluxDB.", _as_int),
+            "(the most a hard kill can lose).", _positive_float),
+    Setting("ANALYTICS_BATCH_SIZE", 5000, "Points per write request to InfluxDB.", _int_at_least(1)),
     Setting("ANALYTICS_RESPECT_DNT", True, "Do not record requests carrying `DNT: 1` or "
             "`Sec-GPC: 1`.", _as_bool, privacy=True),
     Setting("ANALYTICS_GEOIP", False, "Look up the country from the truncated IP with the "
             "offline geoip2fast database.", _as_bool, privacy=True),
-    Setting("ANALYTICS_MAX_BODY", 4096, "Largest beacon body in bytes (413 above).", _as_int),
+    Setting("ANALYTICS_MAX_BODY", 4096, "Largest beacon body in bytes (413 above).",
+            _int_at_least(512)),
     Setting("ANALYTICS_MAX_TAG_VALUES", 1000, "Distinct values per domain, tag and month for "
-            "visitor-controlled tags; later values become `(other)`.", _as_int),
+            "visitor-controlled tags; later values become `(other)`.", _int_at_least(1)),
     Setting("ANALYTICS_MAX_DOMAINS", 100, "Distinct domains stored per month (matters with "
-            "wildcard domains).", _as_int),
+            "wildcard domains).", _int_at_least(1)),
     Setting("ANALYTICS_HMAC_SECRET", "", "Key for pseudonymising user IDs in the server-side "
-            "usage API; required to use it.", privacy=True),
+            "usage API; required to use it.", privacy=True, secret=True),
     Setting("ANALYTICS_USAGE_LOG", False, "Also emit one JSON line per usage event on the "
             "`analytics.usage` logger.", _as_bool, privacy=True),
     Setting("ANALYTICS_TIMEZONE", "UTC", "The sites' time zone (IANA name such as "
             "`Europe/Berlin`): the days and months of the daily and monthly rollups, the Stats "
             "API and the dashboard.", _as_timezone),
     Setting("ANALYTICS_DASHBOARD_TOKEN", "", "Turns on the dashboard and the Stats API: the "
-            "bearer token (and login) for them, at least 32 characters. Empty: both answer 404."),
+            "bearer token (and login) for them, at least 32 characters. Empty: both answer 404.",
+            _token, secret=True),
 )
+
+# Read by the standalone server and `make run` only (not Flask config): documented in a table too.
+SERVER_SETTINGS: tuple[Setting, ...] = (
+    Setting("INFLUXDB_V2_URL", "", "InfluxDB's URL, as influxdb-client names it (`make run`: "
+            "its own influxd unless all three INFLUXDB_V2_* are set)."),
+    Setting("INFLUXDB_V2_ORG", "", "InfluxDB organisation."),
+    Setting("INFLUXDB_V2_TOKEN", "", "InfluxDB token: write to the buckets, manage tasks.",
+            secret=True),
+    Setting("ANALYTICS_BIND", "127.0.0.1:8000", "gunicorn's address."),
+    Setting("ANALYTICS_WORKERS", "2", "gunicorn worker processes."),
+    Setting("ANALYTICS_THREADS", "1", "Threads per worker (more than 1: gthread workers)."),
+    Setting("ANALYTICS_ACCESS_LOG", "-", "gunicorn's access log (no IP address, no User-Agent)."),
+    Setting("ANALYTICS_LOG_LEVEL", "info", "gunicorn's log level."),
+    Setting("FORWARDED_ALLOW_IPS", "127.0.0.1", "Proxies gunicorn trusts for the scheme."),
+    Setting("ANALYTICS_DEMO", "", "`1`: serve the demo page at `/` (`make run` sets it)."),
+    Setting("ANALYTICS_DEMO_DATA", "1", "`make run`: `0` skips filling `demo.test` with demo "
+            "traffic."),
+    Setting("ANALYTICS_NGINX", "", "`make run`: `1` also starts nginx on :8080 in front."),
+)
+INFLUX_KEYS = ("INFLUXDB_V2_URL", "INFLUXDB_V2_ORG", "INFLUXDB_V2_TOKEN")
+
+
+def server_setting(name: str, environ: Mapping[str, str] = os.environ) -> str:
+    """A server setting from the environment, or its documented default."""
+    setting = next(s for s in SERVER_SETTINGS if s.name == name)
+    return environ.get(name) or str(setting.default)
+
+
+def influx_settings(config: Mapping[str, Any], environ: Mapping[str, str] = os.environ
+                    ) -> dict[str, str] | None:
+    """INFLUXDB_V2_URL/ORG/TOKEN from the config, else the environment; None unless all three."""
+    values = {k: str(config.get(k) or environ.get(k, "")) for k in INFLUX_KEYS}
+    return values if all(values.values()) else None
+
 
 SETTING_NAMES = frozenset(s.name for s in SETTINGS)
 
@@ -189,19 +272,45 @@ def apply_defaults(config: dict[str, Any]) -> None:
 
 def from_environ(environ: Mapping[str, str]) -> dict[str, str]:
     """The settings (and INFLUXDB_V2_*) present in the environment, for create_app()."""
-    keys = SETTING_NAMES | {"INFLUXDB_V2_URL", "INFLUXDB_V2_ORG", "INFLUXDB_V2_TOKEN"}
+    keys = SETTING_NAMES | set(INFLUX_KEYS)
     return {k: v for k, v in environ.items() if k in keys}
 
 
+@dataclass(frozen=True)
+class InfluxTarget:
+    """Where points go: InfluxDB's URL, organisation, token and the raw bucket."""
+
+    url: str
+    org: str
+    token: str
+    bucket: str
+
+
+def influx_target(config: Mapping[str, Any], bucket: str) -> InfluxTarget:
+    """Where to write, from INFLUXDB_V2_* (config keys first, then the environment)."""
+    values = influx_settings(config)
+    if values is None:
+        missing = [k for k in INFLUX_KEYS if not (config.get(k) or os.environ.get(k))]
+        raise ConfigError(f"{', '.join(missing)} not set: expected where InfluxDB 2 is "
+                          "(URL, organisation and token)")
+    return InfluxTarget(values["INFLUXDB_V2_URL"], values["INFLUXDB_V2_ORG"],
+                        values["INFLUXDB_V2_TOKEN"], bucket)
+
+
+def _shown(setting: Setting, raw: Any) -> str:
+    return "(hidden)" if setting.secret else repr(raw)
+
+
 def load(config: Mapping[str, Any]) -> Config:
-    """Parse every setting; raise ConfigError naming the first bad one."""
+    """Parse every setting; raise ConfigError naming the first bad one, its value (unless it is
+    a secret) and what is expected: one line, fit for a start-up error."""
     values: dict[str, Any] = {}
     for setting in SETTINGS:
         raw = config.get(setting.name, setting.default)
         try:
             values[_attr(setting.name)] = setting.parse(raw)
         except (TypeError, ValueError) as err:
-            raise ConfigError(f"{setting.name}: {err}") from None
+            raise ConfigError(f"{setting.name}={_shown(setting, raw)}: {err}") from None
     state = values["state_dir"] or _state_dir()
     values["state_dir"] = state
     values["salt_dir"] = values["salt_dir"] or os.path.join(state, "salts")
@@ -213,29 +322,15 @@ def load(config: Mapping[str, Any]) -> Config:
 
 
 def _validate(cfg: Config) -> None:
-    if not cfg.permitted_domains:
-        raise ConfigError("ANALYTICS_PERMITTED_DOMAINS is empty: name the site hosts to accept")
-    if cfg.salt_period not in {"day", "month"}:
-        raise ConfigError("ANALYTICS_SALT_PERIOD must be `day` or `month`")
-    if not BUCKET_NAME.match(cfg.bucket):
-        raise ConfigError("ANALYTICS_BUCKET may hold only letters, digits, `_`, `.` and `-`")
+    """Checks across settings; each names the one setting to change."""
     if cfg.salt_period == "month" and 0 < cfg.raw_retention < 32 * 86400:
         raise ConfigError(
-            "ANALYTICS_RAW_RETENTION must be at least 32d with ANALYTICS_SALT_PERIOD=month, "
-            "so the monthly task still sees the whole month"
-        )
-    if cfg.trusted_proxies < 0 or cfg.max_body < 512 or cfg.max_tag_values < 1:
-        raise ConfigError(
-            "ANALYTICS_TRUSTED_PROXIES >= 0, ANALYTICS_MAX_BODY >= 512, "
-            "ANALYTICS_MAX_TAG_VALUES >= 1"
-        )
-    if cfg.dashboard_token and len(cfg.dashboard_token) < 32:
-        raise ConfigError("ANALYTICS_DASHBOARD_TOKEN must be at least 32 characters "
-                          "(or empty to turn the dashboard and the Stats API off)")
-    for name in ("note_events",):
-        unknown = set(getattr(cfg, name)) - set(cfg.permitted_events)
-        if unknown:
-            raise ConfigError(f"ANALYTICS_NOTE_EVENTS names events not permitted: {sorted(unknown)}")
+            f"ANALYTICS_RAW_RETENTION={cfg.raw_retention // 86400}d: expected at least 32d with "
+            "ANALYTICS_SALT_PERIOD=month, so the monthly task still sees the whole month")
+    unknown = sorted(set(cfg.note_events) - set(cfg.permitted_events))
+    if unknown:
+        raise ConfigError(f"ANALYTICS_NOTE_EVENTS={','.join(cfg.note_events)!r}: expected events "
+                          f"of ANALYTICS_PERMITTED_EVENTS; not permitted: {', '.join(unknown)}")
 
 
 CONFIG_FIELDS = tuple(f.name for f in fields(Config))

@@ -1,10 +1,10 @@
-"""The only importer of `influxdb_client`: durable, batched delivery of line protocol to InfluxDB.
+"""One process's writer: accepted points from memory to the spool to InfluxDB, losing none.
 
 Path of a point: `write()` appends to an in-memory buffer (the only work on the request path).
-A flusher thread, once per ANALYTICS_FLUSH_INTERVAL (or sooner when a batch is full), group-commits
-the buffer to spool segments (write, fsync, rename) of at most two batches each. A separate
-delivery thread sends pending segments oldest first, gzip, ANALYTICS_BATCH_SIZE lines per request,
-two requests in flight, and deletes each segment once InfluxDB took it.
+A commit thread, once per ANALYTICS_FLUSH_INTERVAL (or sooner when a batch is full), group-commits
+the buffer to spool segments of at most two batches each (spool.py). A delivery thread sends
+pending segments oldest first, gzip, ANALYTICS_BATCH_SIZE lines per request, two requests in flight
+(influx.py), and deletes each segment once InfluxDB took it.
 
 Why two threads: a commit never waits for InfluxDB, so a slow or large delivery cannot stretch the
 group-commit interval (the kill -9 loss bound) and InfluxDB parses one segment while the next is
@@ -14,22 +14,20 @@ next segment's requests are sent while the previous one's finish.
 Why not influxdb-client's batching WriteApi: it keeps points only in memory, drops a batch after its
 retries and loses everything on a crash. With the spool, an outage only grows the spool (beacons
 get 503 when it is full), a hard kill loses at most one flush interval, and any worker (or the next
-start) delivers segments a dead worker left behind. Timestamps are unique (points.UniqueClock), so
+start) delivers segments a dead worker left behind. Timestamps are unique (clock.UniqueClock), so
 a segment delivered twice overwrites itself.
 
 No single line can stop the others: a line UTF-8 cannot encode is set aside at commit, and a batch
 InfluxDB refuses as invalid (400/413/422) is split in halves and re-sent until only the refused
 lines are left; those alone go to `rejected/` with the reason, the rest is delivered.
 
-The sink is created lazily per process (keyed on the pid), so its thread is born after gunicorn's
+The sink is created lazily per process (keyed on the pid), so its threads are born after gunicorn's
 fork, with or without --preload; `close()` (gunicorn's worker_exit) commits and delivers the rest.
+Every counter two threads touch is changed under `_stats_lock`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import errno
-import fcntl
 import gzip
 import logging
 import os
@@ -42,23 +40,18 @@ from io import BufferedReader
 from pathlib import Path
 from typing import Any
 
-from influxdb_client import InfluxDBClient
-from influxdb_client.domain.write_precision import WritePrecision
-from influxdb_client.rest import ApiException
-from influxdb_client.service.write_service import WriteService
-from urllib3.exceptions import HTTPError as Urllib3Error
-
-from .points import UniqueClock, counter_lines
+from .clock import UniqueClock, claim_slot
+from .influx import InfluxTarget, InfluxWriter, Posted
+from .points import CounterKey, counter_lines
+from .spool import Spool
 
 log = logging.getLogger("analytics.sink")
 
-CounterKey = tuple[str, tuple[tuple[str, str], ...]]
 MAX_BACKOFF = 30.0
 SENDERS = 2  # write requests in flight at once
 PARALLEL_MIN_LINES = 1000
 SEGMENTS_IN_FLIGHT = 2  # the next segment is read and sent while the previous one finishes
 GZIP_LEVEL = 1
-SLOTS = 1000
 
 
 @dataclass(frozen=True)
@@ -80,29 +73,6 @@ class _Delivery:
     futures: list[Future[_Sent]]
 
 
-@dataclass(frozen=True)
-class InfluxTarget:
-    url: str
-    org: str
-    token: str
-    bucket: str
-
-
-def claim_slot(directory: Path) -> tuple[int, int]:
-    """Exclusively lock one of SLOTS slot files; the slot number makes timestamps host-unique."""
-    directory.mkdir(parents=True, exist_ok=True)
-    start = os.getpid() % SLOTS
-    for i in range(SLOTS):
-        slot = (start + i) % SLOTS
-        fd = os.open(directory / f"{slot:03d}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return slot, fd
-        except OSError:
-            os.close(fd)
-    raise RuntimeError(f"all {SLOTS} writer slots in {directory} are taken")
-
-
 class Sink:
     """One process's writer: buffer -> spool segment -> InfluxDB."""
 
@@ -116,34 +86,27 @@ class Sink:
         timeout_ms: int = 10_000,
     ) -> None:
         self.target = target
-        self.spool = Path(spool_dir)
-        self.rejected_dir = self.spool / "rejected"
-        self.rejected_dir.mkdir(parents=True, exist_ok=True)
         self.spool_max_bytes = spool_max_bytes
         self.flush_interval = flush_interval
         self.batch_size = batch_size
-        self.slot, self._slot_fd = claim_slot(self.spool / "slots")
+        self.slot, self._slot_fd = claim_slot(Path(spool_dir) / "slots")
         self.clock = UniqueClock(self.slot)
-        # The body is gzipped here (level 1: on a loopback or LAN the CPU, not the bytes, is the
-        # cost; the client's own gzip is fixed at level 9, five times slower) and posted as it is.
-        self._client = InfluxDBClient(url=target.url, token=target.token, org=target.org,
-                                      timeout=timeout_ms)
-        self._writes = WriteService(self._client.api_client)
+        self.spool = Spool(spool_dir, self.slot)
+        self._influx = InfluxWriter(target, timeout_ms)
         self._senders = ThreadPoolExecutor(max_workers=SENDERS, thread_name_prefix="analytics-send")
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the buffer and the counters
         self._commit_lock = threading.Lock()
+        self._stats_lock = threading.Lock()  # stats, spool size, backoff
         self._buffer: list[str] = []
         self._counters: Counter[CounterKey] = Counter()
         self._wake = threading.Event()
         self._committed = threading.Event()
         self._stop = threading.Event()
-        self._seq = 0
-        self._stats_lock = threading.Lock()
         self.stats: dict[str, Any] = {
             "accepted": 0, "delivered": 0, "rejected_points": 0, "unencodable_points": 0,
             "write_errors": 0, "last_error": "", "last_delivery": 0.0,
         }
-        self._spool_bytes = self._measure_spool()
+        self._spool_bytes = self.spool.size()
         self._backoff_until = 0.0
         self._backoff = 0.0
         self._ping_cache: tuple[float, bool] = (0.0, False)
@@ -171,7 +134,7 @@ class Sink:
         """False when the spool is full: the caller should answer 503 rather than drop data."""
         return self._spool_bytes < self.spool_max_bytes
 
-    # -- flusher ------------------------------------------------------------------------------
+    # -- commit -------------------------------------------------------------------------------
     def _run(self) -> None:
         while not self._stop.is_set():
             self._wake.wait(self.flush_interval)
@@ -179,18 +142,8 @@ class Sink:
             try:
                 if self.commit():
                     self._committed.set()
-            except Exception:  # the flusher must survive; only a commit the disk refused is lost
+            except Exception:  # the commit thread must survive; only a commit the disk refused is lost
                 log.exception("analytics sink commit failed")
-
-    def _deliver_loop(self) -> None:
-        """Deliver after each commit, and once per flush interval for retries and orphans."""
-        while not self._stop.is_set():
-            self._committed.wait(self.flush_interval)
-            self._committed.clear()
-            try:
-                self.deliver()
-            except Exception:  # the deliverer must survive anything; the spool keeps the data
-                log.exception("analytics sink delivery failed")
 
     def commit(self) -> int:
         """Group commit: move the buffer and counters into fsynced spool segments."""
@@ -203,17 +156,21 @@ class Sink:
             return 0
         size = SENDERS * self.batch_size
         with self._commit_lock:
+            written = 0
             for i in range(0, len(lines), size):
-                self._write_segment(lines[i : i + size])
-            self._fsync_dir()
-        self._bump("accepted", len(lines))
+                data = self._encode(lines[i : i + size])
+                if data:
+                    written += self.spool.write_segment(data)
+            self.spool.sync()
+        with self._stats_lock:
+            self._spool_bytes += written
+            self.stats["accepted"] += len(lines)
         return len(lines)
 
     def _encode(self, lines: list[str]) -> bytes:
         """The segment's bytes; a line UTF-8 cannot encode is set aside alone, never the batch."""
-        text = "\n".join(lines) + "\n"
         try:
-            return text.encode()
+            return ("\n".join(lines) + "\n").encode()
         except UnicodeEncodeError:
             pass
         good: list[bytes] = []
@@ -223,34 +180,22 @@ class Sink:
                 good.append(item.encode())
             except UnicodeEncodeError:
                 bad.append(item.encode("utf-8", "backslashreplace"))
-        self._set_aside_lines(bad, "unencodable: not valid unicode", "unencodable_points")
+        self._set_aside(bad, "unencodable: not valid unicode", "unencodable_points")
         return b"".join(item + b"\n" for item in good)
 
-    def _write_segment(self, lines: list[str]) -> None:
-        data = self._encode(lines)
-        if not data:
-            return
-        self._seq += 1
-        name = f"{time.time_ns():020d}-{self.slot:03d}-{self._seq:08d}.lp"
-        tmp = self.spool / f".{name}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.rename(tmp, self.spool / name)
-        self._spool_bytes += len(data)
-
-    def _fsync_dir(self) -> None:
-        fd = os.open(self.spool, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    # -- delivery -----------------------------------------------------------------------------
+    def _deliver_loop(self) -> None:
+        """Deliver after each commit, and once per flush interval for retries and orphans."""
+        while not self._stop.is_set():
+            self._committed.wait(self.flush_interval)
+            self._committed.clear()
+            try:
+                self.deliver()
+            except Exception:  # the deliverer must survive anything; the spool keeps the data
+                log.exception("analytics sink delivery failed")
 
     def pending_segments(self) -> list[Path]:
-        return sorted(self.spool.glob("*.lp"))
+        return self.spool.pending()
 
     def deliver(self, deadline: float | None = None) -> None:
         """Send pending segments oldest first, two at a time; stop at the first outage and back off.
@@ -263,7 +208,7 @@ class Sink:
         in_flight: deque[_Delivery] = deque()
         failed = False
         try:
-            for segment in self.pending_segments():
+            for segment in self.spool.pending():
                 if failed or (deadline is not None and time.monotonic() > deadline):
                     break
                 delivery = self._start_delivery(segment)
@@ -276,7 +221,9 @@ class Sink:
         finally:
             for delivery in in_flight:  # only after an unexpected error: unlock, retry later
                 delivery.handle.close()
-            self._spool_bytes = self._measure_spool()
+            size = self.spool.size()
+            with self._stats_lock:
+                self._spool_bytes = size
 
     def drain(self, timeout: float = 30.0) -> bool:
         """Commit, then deliver until the spool is empty; True when it is.
@@ -288,7 +235,7 @@ class Sink:
         deadline = time.monotonic() + timeout
         while True:
             self.deliver(deadline)
-            if not self.pending_segments():
+            if not self.spool.pending():
                 return True
             if time.monotonic() > deadline:
                 return False
@@ -296,20 +243,9 @@ class Sink:
 
     def _start_delivery(self, segment: Path) -> _Delivery | None:
         """Lock the segment and queue its requests; None when another deliverer has it."""
-        try:
-            handle = segment.open("rb")
-        except FileNotFoundError:
-            return None  # another worker delivered it
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as err:
-            handle.close()
-            if err.errno in (errno.EAGAIN, errno.EACCES):
-                return None  # another worker (or this process's other deliverer) has it
-            raise
-        if os.fstat(handle.fileno()).st_nlink == 0:
-            handle.close()
-            return None  # delivered and unlinked while we waited
+        handle = self.spool.open_locked(segment)
+        if handle is None:
+            return None
         lines = handle.read().splitlines()  # bytes: sent as stored, never decoded
         futures = [self._senders.submit(self._send, batch) for batch in self._batches(lines)]
         return _Delivery(segment, handle, len(lines), futures)
@@ -324,8 +260,8 @@ class Sink:
             refused = [item for o in outcomes for item in o.refused]
             if refused:
                 reason = next(o.reason for o in outcomes if o.refused)
-                self._set_aside_lines(refused, reason, "rejected_points")
-            delivery.segment.unlink(missing_ok=True)
+                self._set_aside(refused, reason, "rejected_points")
+            self.spool.delete(delivery.segment)
             with self._stats_lock:
                 self.stats["delivered"] += delivery.lines - len(refused)
                 self.stats["last_delivery"] = time.time()
@@ -345,42 +281,27 @@ class Sink:
         single lines, so only the refused lines are set aside. Re-sent points that InfluxDB had
         already taken (a partial write) overwrite themselves: their timestamps are unique. Only
         the first refusal is logged; the set-aside says how many lines it came to."""
-        outcome, reason = self._post(lines, quiet=splitting)
-        if outcome != "invalid":
-            return _Sent(retry=outcome == "retry", refused=[])
+        posted = self._post(lines, quiet=splitting)
+        if posted.outcome != "invalid":
+            return _Sent(retry=posted.outcome == "retry", refused=[])
         if len(lines) == 1:
-            return _Sent(retry=False, refused=lines, reason=reason)
+            return _Sent(retry=False, refused=lines, reason=posted.message)
         middle = len(lines) // 2
         first, second = self._send(lines[:middle], True), self._send(lines[middle:], True)
         return _Sent(retry=first.retry or second.retry, refused=first.refused + second.refused,
                      reason=first.reason or second.reason)
 
-    def _post(self, lines: list[bytes], quiet: bool = False) -> tuple[str, str]:
-        """One write request: ("ok" | "retry" | "invalid", InfluxDB's reason when invalid)."""
-        try:
-            body = gzip.compress(b"\n".join(lines), GZIP_LEVEL)
-            self._writes.post_write(
-                org=self.target.org, bucket=self.target.bucket, body=body, precision=WritePrecision.NS,
-                content_encoding="gzip", content_type="text/plain; charset=utf-8",
-            )
-        except ApiException as err:
-            invalid = err.status in (400, 413, 422)
-            if not (quiet and invalid):
-                self._note_error(f"InfluxDB answered {err.status}: {(err.body or '')[:300]}")
-            if invalid:
-                return "invalid", f"{err.status} {(err.body or '')[:1000]}"
+    def _post(self, lines: list[bytes], quiet: bool = False) -> Posted:
+        posted = self._influx.post(gzip.compress(b"\n".join(lines), GZIP_LEVEL))
+        if posted.outcome == "ok":
+            with self._stats_lock:
+                self._backoff = 0.0
+            return posted
+        if not (quiet and posted.outcome == "invalid"):
+            self._note_error(posted.message[:300])
+        if posted.outcome == "retry":
             self._start_backoff()
-            return "retry", ""
-        except (Urllib3Error, OSError) as err:
-            self._note_error(f"InfluxDB unreachable: {type(err).__name__}: {err}"[:300])
-            self._start_backoff()
-            return "retry", ""
-        self._backoff = 0.0
-        return "ok", ""
-
-    def _bump(self, counter: str, n: int) -> None:
-        with self._stats_lock:
-            self.stats[counter] += n
+        return posted
 
     def _note_error(self, message: str) -> None:
         with self._stats_lock:
@@ -389,60 +310,40 @@ class Sink:
         log.warning("analytics write failed: %s", message)
 
     def _start_backoff(self) -> None:
-        self._backoff = min(MAX_BACKOFF, max(0.5, self._backoff * 2))
-        self._backoff_until = time.monotonic() + self._backoff
+        with self._stats_lock:
+            self._backoff = min(MAX_BACKOFF, max(0.5, self._backoff * 2))
+            self._backoff_until = time.monotonic() + self._backoff
 
-    def _set_aside_lines(self, lines: list[bytes], reason: str, counter: str) -> None:
-        """Keep refused lines in `rejected/` (fsynced, with the reason beside them) and count them."""
+    def _set_aside(self, lines: list[bytes], reason: str, counter: str) -> None:
         if not lines:
             return
-        name = f"{time.time_ns():020d}-{self.slot:03d}-{threading.get_ident() % 10**6:06d}.lp"
-        target = self.rejected_dir / name
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.write(fd, b"".join(item + b"\n" for item in lines))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        target.with_suffix(".reason").write_text(reason + "\n")
-        self._bump(counter, len(lines))
+        target = self.spool.set_aside(lines, reason)
+        with self._stats_lock:
+            self.stats[counter] += len(lines)
         log.warning("analytics: %d point(s) set aside in %s: %s", len(lines), target, reason[:200])
-
-    def _measure_spool(self) -> int:
-        total = 0
-        for segment in self.spool.glob("*.lp"):
-            with contextlib.suppress(FileNotFoundError):
-                total += segment.stat().st_size
-        return total
 
     # -- health and shutdown ------------------------------------------------------------------
     def reachable(self, max_age: float = 2.0) -> bool:
         checked, ok = self._ping_cache
         if time.monotonic() - checked > max_age:
-            try:
-                ok = bool(self._client.ping())
-            except Exception:
-                ok = False
+            ok = self._influx.ping()
             self._ping_cache = (time.monotonic(), ok)
         return ok
 
     def health(self) -> dict[str, Any]:
-        segments = self.pending_segments()
         with self._lock:
             buffered = len(self._buffer)
+        with self._stats_lock:
+            stats = dict(self.stats)
         return {
             "pid": os.getpid(),
             "buffered": buffered,
-            "spool_segments": len(segments),
-            "spool_bytes": self._measure_spool(),
+            "spool_segments": len(self.spool.pending()),
+            "spool_bytes": self.spool.size(),
             "spool_max_bytes": self.spool_max_bytes,
-            "set_aside_segments": len(list(self.rejected_dir.glob("*.lp"))),
-            **self._stats_snapshot(),
+            "set_aside_segments": self.spool.set_aside_count(),
+            **stats,
         }
-
-    def _stats_snapshot(self) -> dict[str, Any]:
-        with self._stats_lock:
-            return dict(self.stats)
 
     def close(self, timeout: float = 10.0) -> None:
         """Stop both threads, commit what is buffered and deliver it while InfluxDB answers."""
@@ -455,143 +356,5 @@ class Sink:
         self._backoff_until = 0.0
         self.deliver(deadline=time.monotonic() + timeout)
         self._senders.shutdown(wait=True)
-        self._client.close()
+        self._influx.close()
         os.close(self._slot_fd)
-
-
-class InfluxAdmin:
-    """Buckets, tasks and queries: what setup, the CLI and the health check need."""
-
-    def __init__(self, url: str, org: str, token: str, timeout_ms: int = 30_000) -> None:
-        self.org = org
-        self.client = InfluxDBClient(url=url, token=token, org=org, timeout=timeout_ms)
-
-    def close(self) -> None:
-        self.client.close()
-
-    def org_id(self) -> str:
-        orgs = self.client.organizations_api().find_organizations(org=self.org)
-        return str(orgs[0].id)
-
-    def ensure_bucket(self, name: str, retention_seconds: int) -> str:
-        """Create the bucket, or bring its retention to the configured value. Returns its state."""
-        from influxdb_client import BucketRetentionRules
-
-        api = self.client.buckets_api()
-        rules = [BucketRetentionRules(type="expire", every_seconds=retention_seconds)]
-        existing = api.find_bucket_by_name(name)
-        if existing is None:
-            api.create_bucket(bucket_name=name, retention_rules=rules, org=self.org)
-            return "created"
-        current = existing.retention_rules[0].every_seconds if existing.retention_rules else 0
-        if current != retention_seconds:
-            existing.retention_rules = rules
-            api.update_bucket(existing)
-            return "updated"
-        return "unchanged"
-
-    def delete_bucket(self, name: str) -> None:
-        api = self.client.buckets_api()
-        bucket = api.find_bucket_by_name(name)
-        if bucket is not None:
-            api.delete_bucket(bucket)
-
-    def bucket_retention(self, name: str) -> int | None:
-        bucket = self.client.buckets_api().find_bucket_by_name(name)
-        if bucket is None:
-            return None
-        return int(bucket.retention_rules[0].every_seconds) if bucket.retention_rules else 0
-
-    def upsert_task(self, name: str, flux: str) -> str:
-        """Create the task, update it when its text changed, leave an identical one alone."""
-        from influxdb_client import TaskCreateRequest
-
-        api = self.client.tasks_api()
-        found = [t for t in api.find_tasks(name=name) if t.name == name]
-        if not found:
-            api.create_task(
-                task_create_request=TaskCreateRequest(
-                    flux=flux, org_id=self.org_id(), status="active", description=name
-                )
-            )
-            return "created"
-        task = found[0]
-        if task.flux == flux:
-            return "unchanged"
-        task.flux = flux
-        api.update_task(task)
-        return "updated"
-
-    def tasks(self, prefix: str = "") -> list[dict[str, Any]]:
-        out = []
-        for task in self.client.tasks_api().find_tasks():
-            if task.name.startswith(prefix):
-                out.append({
-                    "id": task.id, "name": task.name, "status": task.status,
-                    "every": task.every, "offset": task.offset,
-                    "last_run": task.latest_completed, "last_status": task.last_run_status,
-                    "last_error": task.last_run_error,
-                })
-        return sorted(out, key=lambda t: t["name"])
-
-    def run_task(self, name: str, scheduled_for: str, timeout: float = 60) -> dict[str, Any]:
-        """Run a task now as if scheduled at `scheduled_for` (RFC3339) and wait for the result."""
-        api = self.client.tasks_api()
-        task = next(t for t in api.find_tasks(name=name) if t.name == name)
-        run = api.run_manually(task.id, scheduled_for=scheduled_for)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                current = api.get_run(task.id, run.id)
-            except ApiException as err:
-                if err.status != 404:  # a queued run can be briefly unknown while it starts
-                    raise
-                time.sleep(0.1)
-                continue
-            if current.status in ("success", "failed", "canceled"):
-                logs = [entry.message for entry in api.get_run_logs(task.id, run.id)]
-                return {"status": current.status, "logs": logs}
-            time.sleep(0.1)
-        raise TimeoutError(f"task {name} run did not finish in {timeout}s")
-
-    def run_tasks(self, runs: list[tuple[str, str]], timeout: float = 600) -> list[dict[str, Any]]:
-        """Queue many runs (task name, RFC3339 scheduled time) at once, then wait for all of them:
-        InfluxDB works through a queue far faster than one run started after another."""
-        api = self.client.tasks_api()
-        ids = {name: next(t.id for t in api.find_tasks(name=name) if t.name == name)
-               for name in {name for name, _ in runs}}
-        queued = [(ids[name], api.run_manually(ids[name], scheduled_for=at).id) for name, at in runs]
-        deadline = time.monotonic() + timeout
-        results: list[dict[str, Any]] = []
-        for task_id, run_id in queued:
-            while True:
-                try:
-                    current = api.get_run(task_id, run_id)
-                except ApiException as err:
-                    if err.status != 404:
-                        raise
-                    current = None
-                if current is not None and current.status in ("success", "failed", "canceled"):
-                    logs = [] if current.status == "success" else [
-                        e.message for e in api.get_run_logs(task_id, run_id)]
-                    results.append({"status": current.status, "logs": logs})
-                    break
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"{len(queued) - len(results)} task runs did not finish")
-                time.sleep(0.05)
-        return results
-
-    def query(self, flux: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-        """Rows as dicts, without Flux's bookkeeping columns `result` and `table`."""
-        tables = self.client.query_api().query(flux, org=self.org, params=params or {})
-        return [
-            {k: v for k, v in record.values.items() if k not in ("result", "table")}
-            for table in tables
-            for record in table.records
-        ]
-
-    def ping(self) -> bool:
-        try:
-            return bool(self.client.ping())
-        except Exception:
-            return False

@@ -9,26 +9,25 @@ when the period ends) so nothing stored can be linked back to it.
 
 from __future__ import annotations
 
-import fcntl
 import functools
 import json
 import logging
 import re
-import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, ParamSpec, Protocol, TypeVar
 
-from . import privacy
+from . import periods, privacy
+from .cardinality import TagGuard
 from .points import line, valid_text
-from .settings import ConfigError
+from .registry import PeriodRegistry
+from .settings import Config, ConfigError
+from .writer import Writer
 
-if TYPE_CHECKING:
-    from .extension import AnalyticsState
-
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 FIELD_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 RESERVED = {"pseudonym_id", "count", "event", "action", "timestamp", "request_id"}
 MAX_STR = 256
@@ -61,58 +60,22 @@ def _request_id() -> str | None:
     return str(rid)[:64] if rid else None
 
 
-class SeenRegistry:
-    """Distinct salted identifiers per (period, category), shared by a host's workers via flock."""
-
-    def __init__(self, directory: Path) -> None:
-        self.root = directory
-        self._lock = threading.Lock()
-        self._known: dict[tuple[str, str], set[str]] = {}
-        self._offsets: dict[tuple[str, str], int] = {}
-
-    def add(self, period: str, category: str, digest: str) -> tuple[bool, int]:
-        key = (period, category)
-        with self._lock:
-            known = self._known.setdefault(key, set())
-            if digest in known:
-                return False, len(known)
-            path = self.root / period / f"{privacy.visitor_hash(b'', '', category, '')}.seen"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with path.open("a+", encoding="ascii") as handle:
-                fcntl.flock(handle, fcntl.LOCK_EX)
-                handle.seek(self._offsets.get(key, 0))
-                known.update(handle.read().split())
-                new = digest not in known
-                if new:
-                    handle.write(digest + "\n")
-                    known.add(digest)
-                handle.flush()
-                self._offsets[key] = handle.tell()
-            self._prune(period)
-            return new, len(known)
-
-    def _prune(self, period: str) -> None:
-        for stale in [k for k in self._known if k[0] != period]:
-            self._known.pop(stale, None)
-            self._offsets.pop(stale, None)
-        for folder in self.root.glob("*"):
-            if folder.is_dir() and folder.name != period:
-                for file in folder.glob("*"):
-                    file.unlink(missing_ok=True)
-                folder.rmdir()
-
-
 class Usage:
-    def __init__(self, state: AnalyticsState) -> None:
-        self.state = state
-        cfg = state.config
+    """The usage API of one app; needs only its settings, its writer, salts and tag guard."""
+
+    def __init__(self, config: Config, writer: Callable[[], Writer], salts: privacy.SaltStore,
+                 guard: TagGuard) -> None:
+        cfg = config
+        self._writer = writer
+        self._salts = salts
+        self._guard = guard
         self._pseudonymizer: privacy.Pseudonymizer | None = None
         self._secret_error = ""
         try:
             self._pseudonymizer = privacy.Pseudonymizer(cfg.hmac_secret)
         except ValueError as err:
             self._secret_error = str(err)
-        self.seen_registry = SeenRegistry(Path(cfg.state_dir) / "seen")
+        self.seen_registry = PeriodRegistry(Path(cfg.state_dir) / "seen")
         self._log = _json_logger() if cfg.usage_log else None
         self._golive_path = Path(cfg.state_dir) / f"golive-{cfg.bucket}"
 
@@ -126,13 +89,13 @@ class Usage:
         return self._pseudonymizer(user_id)
 
     def _action(self, action: str) -> str:
-        return self.state.guard.admit("usage", "action", action[:128])
+        return self._guard.admit("usage", "action", action[:128])
 
     def log_event(self, module: str, func: str, user_id: str | None, **fields: Any) -> None:
         pseudonym = self.pseudonym(user_id)
         clean = self._clean_fields(fields)
         action = valid_text(f"{module}.{func}")
-        sink = self.state.sink()
+        sink = self._writer()
         point_fields: dict[str, str | int | float | bool] = {"count": 1, "pseudonym_id": pseudonym}
         point_fields.update({k: v for k, v in clean.items() if v is not None})
         sink.write(line("usage", {"action": self._action(action)}, point_fields, sink.clock.next_ns()))
@@ -158,31 +121,31 @@ class Usage:
         return out
 
     def count(self, event: str, category: str, n: int = 1) -> None:
-        guard = self.state.guard
+        guard = self._guard
         event, category = valid_text(event), valid_text(category)
         tags = (("category", guard.admit("usage", "category", category[:64])),
                 ("event", guard.admit("usage", f"event:{category}", event[:64])))
-        self.state.sink().add_count(("usage_count", tags), n)
+        self._writer().add_count(("usage_count", tags), n)
 
     def seen(self, identifier: str, category: str) -> bool:
         """True the first time `identifier` is seen in this salt period (across the host)."""
-        salts = self.state.salts
+        salts = self._salts
         category = valid_text(category)
         salt = salts.current()
-        period = privacy.period_key(salts.period, time.time())
+        now = time.time()
         digest = privacy.visitor_hash(salt, category, str(identifier), "seen")
-        new, distinct = self.seen_registry.add(period, category, digest)
+        _, new, distinct = self.seen_registry.add(periods.key(salts.period, now), category, digest)
         if new:
-            sink = self.state.sink()
-            start_ns = int(privacy.period_start(salts.period, time.time())) * 1_000_000_000
-            cat = self.state.guard.admit("usage", "seen_category", category[:64])
+            sink = self._writer()
+            start_ns = int(periods.start(salts.period, now)) * 1_000_000_000
+            cat = self._guard.admit("usage", "seen_category", category[:64])
             sink.write(line("usage_seen", {"category": cat, "period": salts.period},
                             {"distinct": distinct}, start_ns))
         return new
 
     def mark(self, name: str, category: str = "timeline") -> None:
-        sink = self.state.sink()
-        tags = {"category": self.state.guard.admit("usage", "mark_category", valid_text(category[:64]))}
+        sink = self._writer()
+        tags = {"category": self._guard.admit("usage", "mark_category", valid_text(category[:64]))}
         sink.write(line("mark", tags, {"name": valid_text(name[:MAX_STR]), "count": 1},
                         sink.clock.next_ns()))
 
@@ -197,28 +160,37 @@ class Usage:
         self.mark("golive")
         return True
 
-    def track(self, action: str) -> Callable[[F], F]:
+    def track(self, action: str) -> TrackDecorator:
         """Decorator: log every call of the function with its duration and whether it raised."""
-        module, _, func = action.rpartition(".")
-        self.check_secret()
+        return track_with(lambda: self, action)
 
-        def decorate(fn: F) -> F:
-            @functools.wraps(fn)
-            def wrapper(*args: Any, **kwargs: Any) -> Any:
-                started = time.perf_counter()
-                ok = False
-                try:
-                    result = fn(*args, **kwargs)
-                    ok = True
-                    return result
-                finally:
-                    elapsed = round((time.perf_counter() - started) * 1000, 3)
-                    self.log_event(module or fn.__module__, func or fn.__name__, None,
-                                   duration_ms=elapsed, ok=ok)
 
-            return wrapper  # type: ignore[return-value]
 
-        return decorate
+class TrackDecorator(Protocol):
+    """What `track(action)` returns: a decorator that keeps the function's signature."""
 
-    def flush(self) -> None:
-        """Nothing buffered here: counts live in the sink, which close() commits."""
+    def __call__(self, fn: Callable[P, R], /) -> Callable[P, R]: ...
+
+
+def track_with(usage: Callable[[], Usage], action: str) -> TrackDecorator:
+    """`@track(action)`: the usage API is found when the function is called, not when decorated,
+    so the decorator works on functions defined before the app exists."""
+    module, _, func = action.rpartition(".")
+
+    def decorate(fn: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(fn)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            started = time.perf_counter()
+            ok = False
+            try:
+                result = fn(*args, **kwargs)
+                ok = True
+                return result
+            finally:
+                elapsed = round((time.perf_counter() - started) * 1000, 3)
+                usage().log_event(module or fn.__module__, func or fn.__name__, None,
+                                  duration_ms=elapsed, ok=ok)
+
+        return wrapper
+
+    return decorate

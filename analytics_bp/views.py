@@ -10,20 +10,17 @@ from __future__ import annotations
 import hashlib
 from functools import lru_cache
 from importlib import resources
-from typing import TYPE_CHECKING
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, jsonify, render_template, request
 
 from .collector import Outcome, RequestParts
-
-if TYPE_CHECKING:
-    from .extension import AnalyticsState
+from .state import AnalyticsState, current_state
 
 AGENT_FILES = {"agent.js": "agent.min.js", "agent.debug.js": "agent.debug.js"}
 
 
 def _state() -> AnalyticsState:
-    return current_app.extensions["analytics"]  # type: ignore[no-any-return]
+    return current_state()
 
 
 def _read_body(limit: int) -> bytes:
@@ -108,14 +105,14 @@ def agent_debug() -> Response:
 
 def privacy() -> Response:
     """The notice from the live settings: JSON when asked for, HTML otherwise."""
-    from .privacy_notice import notice, render_html
+    from .privacy_notice import notice
 
     data = notice(_state().config)
     best = request.accept_mimetypes.best_match(["text/html", "application/json"])
     if best == "application/json" and request.accept_mimetypes["application/json"] > \
             request.accept_mimetypes["text/html"]:
         return jsonify(data)
-    return Response(render_html(data), mimetype="text/html")
+    return Response(render_template("analytics/privacy.html", notice=data), mimetype="text/html")
 
 
 def json_error(status: int, code: str, message: str) -> Response:

@@ -9,7 +9,9 @@ from typing import Any
 
 from dataset import pageviews
 
-from analytics_bp.sink import InfluxAdmin, InfluxTarget, Sink
+from analytics_bp.influx import InfluxTarget
+from analytics_bp.sink import Sink
+from tests.admin import Admin
 
 HOUR_NS = 3600 * 10**9
 
@@ -28,14 +30,14 @@ def deliver(target: InfluxTarget, lines: list[str], batch_size: int = 5000) -> f
     return elapsed
 
 
-def stored_count(admin: InfluxAdmin, bucket: str, measurement: str = "pageview") -> int:
+def stored_count(admin: Admin, bucket: str, measurement: str = "pageview") -> int:
     rows = admin.query(
         'from(bucket: b) |> range(start: 0) |> filter(fn: (r) => r._measurement == m'
         ' and r._field == "count") |> group() |> sum()', params={"b": bucket, "m": measurement})
     return int(rows[0]["_value"]) if rows else 0
 
 
-def measure(admin: InfluxAdmin, target: InfluxTarget, n: int, now_ns: int, rounds: int,
+def measure(admin: Admin, target: InfluxTarget, n: int, now_ns: int, rounds: int,
             progress: Any) -> dict[str, Any]:
     """`rounds` deliveries of `n` points, each into its own day of one bucket. The first round
     creates every series (a new bucket); later ones write to series that exist, as a running

@@ -14,7 +14,8 @@ from dataset import pageviews
 from ingest import deliver
 
 from analytics_bp import rollups, settings
-from analytics_bp.sink import InfluxAdmin, InfluxTarget
+from analytics_bp.influx import InfluxTarget
+from tests.admin import Admin
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "grafana"))
 import build_dashboards
@@ -42,14 +43,14 @@ def timed(fn: Callable[[], list[dict[str, Any]]], repeat: int = 5) -> tuple[floa
     return statistics.median(times), rows
 
 
-def install(admin: InfluxAdmin, bucket: str) -> None:
+def install(admin: Admin, bucket: str) -> None:
     """Buckets (raw kept forever here, so 30 days ago is still writable) and the shipped tasks."""
     cfg = settings.load({"ANALYTICS_PERMITTED_DOMAINS": "a.example", "ANALYTICS_BUCKET": bucket,
                          "ANALYTICS_RAW_RETENTION": "0"})
     rollups.setup(cfg, admin)
 
 
-def roll_up(admin: InfluxAdmin, bucket: str, first_day: datetime, days: int, progress: Any) -> None:
+def roll_up(admin: Admin, bucket: str, first_day: datetime, days: int, progress: Any) -> None:
     """Run the daily task as the scheduler would, once per day, after the day is complete."""
     for i in range(1, days + 1):
         at = (first_day + timedelta(days=i)).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -70,7 +71,7 @@ def check_same_answer(rollup_rows: list[dict[str, Any]], raw_rows: list[dict[str
         raise RuntimeError(f"rollup and raw disagree:\n{rollup_rows[:3]}\n{raw_rows[:3]}")
 
 
-def measure(admin: InfluxAdmin, target: InfluxTarget, n: int, progress: Any) -> dict[str, Any]:
+def measure(admin: Admin, target: InfluxTarget, n: int, progress: Any) -> dict[str, Any]:
     days = 30
     first_day = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=days)
     start_ns = int(first_day.timestamp() * 1e9)

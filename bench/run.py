@@ -27,8 +27,9 @@ import profile_hot_path
 import rollup_query
 import stats_api
 
+from analytics_bp.influx import InfluxTarget
 from analytics_bp.localinflux import InfluxCredentials, LocalInflux
-from analytics_bp.sink import InfluxAdmin, InfluxTarget
+from tests.admin import Admin
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -80,7 +81,7 @@ def medians(rounds: list[dict[str, Any]], app: str) -> dict[str, dict[str, float
             for phase in ("peak", "half")}
 
 
-def http_comparison(admin: InfluxAdmin, creds: InfluxCredentials, state: Path) -> dict[str, Any]:
+def http_comparison(admin: Admin, creds: InfluxCredentials, state: Path) -> dict[str, Any]:
     """Baseline and collector interleaved for HTTP_ROUNDS rounds; medians, so one noisy run
     (the machine's speed drifts by tens of percent) does not decide the figure."""
     bucket = "bench_http"
@@ -108,7 +109,7 @@ def http_comparison(admin: InfluxAdmin, creds: InfluxCredentials, state: Path) -
 
 
 def run(creds: InfluxCredentials, state: Path) -> dict[str, Any]:
-    admin = InfluxAdmin(creds.url, creds.org, creds.token, timeout_ms=600_000)
+    admin = Admin(creds.url, creds.org, creds.token, timeout_ms=600_000)
     results: dict[str, Any] = {"machine": machine(), "agent": agent_sizes()}
     progress("profiling the hot path in-process (pyinstrument)")
     admin.ensure_bucket("bench_profile", 0)

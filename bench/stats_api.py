@@ -61,7 +61,8 @@ def measure(creds: InfluxCredentials, bucket: str, state: str, raw_points: int,
     for _ in range(REPEAT + 1):  # the first pass warms up
         for name, path, body in queries:
             started = time.perf_counter()
-            resp = client.post(path, json=body, headers=headers) if body else client.get(path, headers=headers)
+            resp = (client.post(path, json=body, headers=headers) if body
+                    else client.get(path, headers=headers))
             elapsed = time.perf_counter() - started
             if resp.status_code != 200:
                 raise RuntimeError(f"{name}: {resp.status_code} {resp.get_data(as_text=True)[:300]}")

@@ -9,25 +9,29 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from analytics_bp.settings import SETTINGS  # noqa: E402
+from analytics_bp.settings import SERVER_SETTINGS, SETTINGS, Setting  # noqa: E402
 
 DOC = ROOT / "docs" / "config.md"
-BEGIN, END = "<!-- settings:begin -->", "<!-- settings:end -->"
+TABLES = {"settings": (SETTINGS, True), "server": (SERVER_SETTINGS, False)}
 
 
-def table() -> str:
-    rows = ["| Setting | Default | Privacy | What it does |", "|---|---|---|---|"]
-    for s in SETTINGS:
+def table(settings: tuple[Setting, ...], privacy_column: bool) -> str:
+    rows = (["| Setting | Default | Privacy | What it does |", "|---|---|---|---|"] if privacy_column
+            else ["| Variable | Default | What it does |", "|---|---|---|"])
+    for s in settings:
         default = s.default if s.default not in ("", None) else "(empty)"
-        rows.append(f"| `{s.name}` | `{default}` | {'yes' if s.privacy else ''} | {s.help} |")
+        privacy = f" {'yes' if s.privacy else ''} |" if privacy_column else ""
+        rows.append(f"| `{s.name}` | `{default}` |{privacy} {s.help} |")
     return "\n".join(rows)
 
 
 def main() -> int:
-    text = DOC.read_text()
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    new = f"{head}{BEGIN}\n{table()}\n{END}{tail}"
+    text = new = DOC.read_text()
+    for name, (settings, privacy_column) in TABLES.items():
+        begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+        head, rest = new.split(begin, 1)
+        _, tail = rest.split(end, 1)
+        new = f"{head}{begin}\n{table(settings, privacy_column)}\n{end}{tail}"
     if "--check" in sys.argv:
         if new != text:
             print("docs/config.md is out of date: run scripts/config_table.py")

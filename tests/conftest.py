@@ -20,7 +20,8 @@ from influxdb_client import InfluxDBClient
 
 from analytics_bp import create_app
 from analytics_bp.localinflux import InfluxCredentials, LocalInflux
-from analytics_bp.sink import InfluxAdmin
+
+from .admin import Admin
 
 CHROME_UA = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -32,7 +33,7 @@ CHROME_UA = (
 class Influx:
     creds: InfluxCredentials
     client: InfluxDBClient
-    admin: InfluxAdmin
+    admin: Admin
     server: LocalInflux | None
 
     def query(self, flux: str, **params: Any) -> list[dict[str, Any]]:
@@ -55,7 +56,7 @@ def influx() -> Iterator[Influx]:
         server.start()
         creds = server.onboard()
     client = InfluxDBClient(url=creds.url, token=creds.token, org=creds.org, timeout=30_000)
-    admin = InfluxAdmin(creds.url, creds.org, creds.token)
+    admin = Admin(creds.url, creds.org, creds.token)
     try:
         yield Influx(creds, client, admin, server)
     finally:
@@ -71,10 +72,7 @@ def bucket(influx: Influx) -> Iterator[str]:
     name = f"t_{uuid.uuid4().hex[:12]}"
     influx.admin.ensure_bucket(name, 0)
     yield name
-    for suffix in ("", "_1h", "_1d", "_1mo"):
-        influx.admin.delete_bucket(name + suffix)
-    for task in influx.admin.tasks(prefix=name + "_"):
-        influx.admin.client.tasks_api().delete_task(task["id"])
+    influx.admin.drop_with_rollups(name)
 
 
 @pytest.fixture

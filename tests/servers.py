@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from analytics_bp.localinflux import free_port
+from analytics_bp.process import ChildProcess, http_ok
 
 ROOT = Path(__file__).parent.parent
+NGINX = "/usr/sbin/nginx"
 VENV_BIN = Path(sys.executable).parent
 
 
@@ -44,45 +46,30 @@ class Gunicorn:
         self.env = {**os.environ, **env, "ANALYTICS_BIND": f"127.0.0.1:{self.port}",
                     "ANALYTICS_WORKERS": str(workers)}
         self.log_path = log or Path(env.get("ANALYTICS_STATE_DIR", "/tmp")) / "gunicorn.log"
-        self.extra_args = extra_args
-        self.app = app
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.child = ChildProcess(
+            "gunicorn", [str(VENV_BIN / "gunicorn"), "-c", str(ROOT / "gunicorn.conf.py"),
+                         *extra_args, app], self.log_path, env=self.env, cwd=ROOT)
+
+    @property
+    def proc(self) -> subprocess.Popen[bytes] | None:
+        return self.child.proc
 
     def start(self) -> Gunicorn:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [str(VENV_BIN / "gunicorn"), "-c", str(ROOT / "gunicorn.conf.py"), *self.extra_args,
-             self.app],
-            env=self.env, cwd=ROOT, stdout=log, stderr=log)
-        log.close()
-        try:
-            wait_http(self.url + "/analytics/health")
-        except RuntimeError:
-            self.stop()
-            raise RuntimeError("gunicorn did not start:\n" + self.log()) from None
+        self.child.start(http_ok(self.url + "/analytics/health"), timeout=20)
         return self
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:]
 
     def signal(self, sig: int) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(sig)
+        self.child.signal(sig)
 
     def worker_pids(self) -> list[int]:
-        assert self.proc is not None
-        out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True)
+        out = subprocess.run(["pgrep", "-P", str(self.child.pid)], capture_output=True, text=True)
         return [int(p) for p in out.stdout.split()]
 
     def stop(self, timeout: float = 40) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        self.child.stop(timeout)
 
     def __enter__(self) -> Gunicorn:
         return self.start()
@@ -143,22 +130,15 @@ class Nginx:
         self.conf.write_text(render_example(
             listen=f"127.0.0.1:{self.port}", upstream=upstream, prefix=str(self.prefix),
             static_root=str(ROOT / "analytics_bp" / "static"), rate=rate))
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.child = ChildProcess(
+            "nginx", [NGINX, "-c", str(self.conf), "-p", str(self.prefix), "-g", "daemon off;"],
+            self.prefix / "error.log", stop_signal=signal.SIGQUIT)
 
     def __enter__(self) -> Nginx:
-        nginx = "/usr/sbin/nginx"
-        check = subprocess.run([nginx, "-t", "-c", str(self.conf), "-p", str(self.prefix)],
+        check = subprocess.run([NGINX, "-t", "-c", str(self.conf), "-p", str(self.prefix)],
                                capture_output=True, text=True)
         assert check.returncode == 0, check.stderr
-        self.proc = subprocess.Popen([nginx, "-c", str(self.conf), "-p", str(self.prefix),
-                                      "-g", "daemon off;"])
-        try:
-            wait_http(self.url + "/analytics/agent.js")
-        except RuntimeError as err:  # __exit__ will not run: stop it here, say why it failed
-            self.__exit__()
-            errors = (self.prefix / "error.log")
-            tail = errors.read_text()[-2000:] if errors.exists() else ""
-            raise RuntimeError(f"nginx did not serve agent.js: {err}\n{tail}") from None
+        self.child.start(http_ok(self.url + "/analytics/agent.js"), timeout=20)
         return self
 
     def access_log(self) -> str:
@@ -166,12 +146,7 @@ class Nginx:
         return path.read_text() if path.exists() else ""
 
     def __exit__(self, *exc: object) -> None:
-        if self.proc is not None:
-            self.proc.send_signal(signal.SIGQUIT)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        self.child.stop(timeout=10)
 
 
 class Sender:

@@ -15,7 +15,8 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from analytics_bp import demo_traffic, rollups, settings
-from analytics_bp.sink import InfluxTarget, Sink
+from analytics_bp.influx import InfluxTarget
+from analytics_bp.sink import Sink
 
 from .conftest import Influx
 from .servers import Gunicorn
@@ -55,10 +56,7 @@ def stack(influx: Influx, tmp_path_factory: Any) -> Iterator[tuple[Gunicorn, str
     sink.close()
     with Gunicorn(env, workers=2) as server:
         yield server, bucket
-    for suffix in ("", "_1h", "_1d", "_1mo"):
-        influx.admin.delete_bucket(bucket + suffix)
-    for task in influx.admin.tasks(prefix=bucket + "_"):
-        influx.admin.client.tasks_api().delete_task(task["id"])
+    influx.admin.drop_with_rollups(bucket)
 
 
 def api(server: Gunicorn, body: dict[str, Any]) -> dict[str, Any]:

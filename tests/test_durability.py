@@ -13,9 +13,11 @@ from typing import Any
 
 import pytest
 
+from analytics_bp.influx import InfluxTarget
 from analytics_bp.localinflux import InfluxCredentials, LocalInflux
-from analytics_bp.sink import InfluxAdmin, InfluxTarget, Sink
+from analytics_bp.sink import Sink
 
+from .admin import Admin
 from .servers import Gunicorn, Sender
 
 
@@ -26,7 +28,7 @@ class Restartable:
         self.server = LocalInflux(data_dir=str(data))
         self.server.start()
         self.creds: InfluxCredentials = self.server.onboard()
-        self.admin = InfluxAdmin(self.creds.url, self.creds.org, self.creds.token)
+        self.admin = Admin(self.creds.url, self.creds.org, self.creds.token)
 
     def new_bucket(self) -> str:
         bucket = f"d_{uuid.uuid4().hex[:8]}"

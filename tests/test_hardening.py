@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from analytics_bp.sink import InfluxTarget, Sink
+from analytics_bp.influx import InfluxTarget
+from analytics_bp.sink import Sink
 
 from .conftest import Influx, flush
 from .test_collector import post, stored
@@ -66,7 +67,7 @@ def test_after_every_crafted_beacon_the_worker_still_stores(make_app: Any, influ
 def test_usage_api_strings_that_utf8_cannot_encode_cost_only_their_character(
         make_app: Any, influx: Influx, bucket: str) -> None:
     app = make_app()
-    analytics = app.extensions["analytics_ext"]
+    analytics = app.extensions["analytics"]
     with app.app_context():
         analytics.log_event("mod", f"fn{LONE}", f"user{LONE}", note=f"n{LONE}")
         analytics.count(f"ev{LONE}", "cat")

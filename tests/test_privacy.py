@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from analytics_bp import privacy
+from analytics_bp import periods, privacy
 
 
 @pytest.mark.parametrize(
@@ -74,9 +74,9 @@ def test_salt_is_shared_rotated_and_old_salts_deleted(tmp_path: Path) -> None:
 
 def test_period_end_rolls_over_months_and_years() -> None:
     dec = 1_796_083_200.0  # 2026-12-01T00:00:00Z
-    assert privacy.period_end("month", dec + 5 * 86400) == 1_798_761_600.0  # 2027-01-01
-    assert privacy.period_end("month", DAY1 + 40 * 86400) == 1_772_323_200.0  # 2026-03-01
-    assert privacy.period_end("day", DAY1 + 3600) == DAY1 + 86400
+    assert periods.end("month", dec + 5 * 86400) == 1_798_761_600.0  # 2027-01-01
+    assert periods.end("month", DAY1 + 40 * 86400) == 1_772_323_200.0  # 2026-03-01
+    assert periods.end("day", DAY1 + 3600) == DAY1 + 86400
 
 
 def test_month_salt_lasts_the_month(tmp_path: Path) -> None:

@@ -145,20 +145,23 @@ def loaded(influx: Influx, bucket: str) -> list[dict[str, Any]]:
     return rows
 
 
-@pytest.fixture(scope="module")
-def rolled(influx: Influx) -> Any:
-    """One dataset rolled up once, for the tests that only read the rollups."""
-    name = "t_rolled_" + datetime.now(UTC).strftime("%H%M%S%f")
+def new_loaded_bucket(influx: Influx, prefix: str) -> tuple[str, list[dict[str, Any]]]:
+    """A new raw bucket holding the known dataset and events (for module-scoped fixtures)."""
+    name = prefix + datetime.now(UTC).strftime("%H%M%S%f")
     influx.admin.ensure_bucket(name, 0)
     rows = make_dataset()
     write(influx, name, to_lines(rows) + event_lines())
+    return name, rows
+
+
+@pytest.fixture(scope="module")
+def rolled(influx: Influx) -> Any:
+    """One dataset rolled up once, for the tests that only read the rollups."""
+    name, rows = new_loaded_bucket(influx, "t_rolled_")
     setup_rollups(influx, name)
     run_all(influx, name)
     yield name, rows
-    for suffix in ("", "_1h", "_1d", "_1mo"):
-        influx.admin.delete_bucket(name + suffix)
-    for task in influx.admin.tasks(prefix=name + "_"):
-        influx.admin.client.tasks_api().delete_task(task["id"])
+    influx.admin.drop_with_rollups(name)
 
 
 def test_rollups_match_independent_figures_and_rerun_changes_nothing(

@@ -11,14 +11,15 @@ from typing import Any
 
 import pytest
 
-from analytics_bp import Analytics, ConfigError, create_app
+from analytics_bp import AnalyticsState, ConfigError, create_app
 from analytics_bp.usage import Usage
 
 from .conftest import Influx, flush
 
 
-def ext(app: Any) -> Analytics:
-    return app.extensions["analytics_ext"]  # type: ignore[no-any-return]
+def ext(app: Any) -> AnalyticsState:
+    """The app's usage API, bound to the app (no app context needed)."""
+    return app.extensions["analytics"]  # type: ignore[no-any-return]
 
 
 def rows(influx: Influx, bucket: str, measurement: str) -> list[dict[str, Any]]:

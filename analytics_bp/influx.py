@@ -1,0 +1,174 @@
+"""The only importer of `influxdb_client`: write requests, and the admin calls setup, the CLI, the
+Stats API and `make run` need.
+
+Why one module: the client is a large dependency with threads of its own and several ways to write
+(the batching WriteApi keeps points only in memory and drops them after its retries; see sink.py);
+keeping every use here means the rest of the package depends on two small classes, whatever the
+client does next.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from influxdb_client import InfluxDBClient
+from influxdb_client.domain.write_precision import WritePrecision
+from influxdb_client.rest import ApiException
+from influxdb_client.service.write_service import WriteService
+from urllib3.exceptions import HTTPError as Urllib3Error
+
+from .settings import InfluxTarget
+
+__all__ = ["InfluxAdmin", "InfluxTarget", "InfluxWriter", "Posted"]
+
+INVALID = (400, 413, 422)  # InfluxDB refuses the lines themselves: retrying cannot help
+
+
+@dataclass(frozen=True)
+class Posted:
+    """What one write request came to: "ok", "retry" (outage, overload) or "invalid", and why."""
+
+    outcome: str
+    message: str = ""
+
+
+class InfluxWriter:
+    """Posts line protocol that is already gzipped, as it is (the client's own gzip is fixed at
+    level 9, five times slower than the level 1 the sink uses)."""
+
+    def __init__(self, target: InfluxTarget, timeout_ms: int = 10_000) -> None:
+        self.target = target
+        self._client = InfluxDBClient(url=target.url, token=target.token, org=target.org,
+                                      timeout=timeout_ms)
+        self._writes = WriteService(self._client.api_client)
+
+    def post(self, gzipped: bytes) -> Posted:
+        try:
+            self._writes.post_write(
+                org=self.target.org, bucket=self.target.bucket, body=gzipped,
+                precision=WritePrecision.NS, content_encoding="gzip",
+                content_type="text/plain; charset=utf-8",
+            )
+        except ApiException as err:
+            kind = "invalid" if err.status in INVALID else "retry"
+            return Posted(kind, f"InfluxDB answered {err.status}: {(err.body or '')[:1000]}")
+        except (Urllib3Error, OSError) as err:
+            return Posted("retry", f"InfluxDB unreachable: {type(err).__name__}: {err}"[:300])
+        return Posted("ok")
+
+    def ping(self) -> bool:
+        try:
+            return bool(self._client.ping())
+        except Exception:
+            return False
+
+    def close(self) -> None:
+        self._client.close()
+
+
+class InfluxAdmin:
+    """Buckets, tasks and queries: what setup, the CLI and the health check need."""
+
+    def __init__(self, url: str, org: str, token: str, timeout_ms: int = 30_000) -> None:
+        self.org = org
+        self.client = InfluxDBClient(url=url, token=token, org=org, timeout=timeout_ms)
+
+    def close(self) -> None:
+        self.client.close()
+
+    def org_id(self) -> str:
+        orgs = self.client.organizations_api().find_organizations(org=self.org)
+        return str(orgs[0].id)
+
+    def ensure_bucket(self, name: str, retention_seconds: int) -> str:
+        """Create the bucket, or bring its retention to the configured value. Returns its state."""
+        from influxdb_client import BucketRetentionRules
+
+        api = self.client.buckets_api()
+        rules = [BucketRetentionRules(type="expire", every_seconds=retention_seconds)]
+        existing = api.find_bucket_by_name(name)
+        if existing is None:
+            api.create_bucket(bucket_name=name, retention_rules=rules, org=self.org)
+            return "created"
+        current = existing.retention_rules[0].every_seconds if existing.retention_rules else 0
+        if current != retention_seconds:
+            existing.retention_rules = rules
+            api.update_bucket(existing)
+            return "updated"
+        return "unchanged"
+
+    def upsert_task(self, name: str, flux: str) -> str:
+        """Create the task, update it when its text changed, leave an identical one alone."""
+        from influxdb_client import TaskCreateRequest
+
+        api = self.client.tasks_api()
+        found = [t for t in api.find_tasks(name=name) if t.name == name]
+        if not found:
+            api.create_task(
+                task_create_request=TaskCreateRequest(
+                    flux=flux, org_id=self.org_id(), status="active", description=name
+                )
+            )
+            return "created"
+        task = found[0]
+        if task.flux == flux:
+            return "unchanged"
+        task.flux = flux
+        api.update_task(task)
+        return "updated"
+
+    def tasks(self, prefix: str = "") -> list[dict[str, Any]]:
+        out = []
+        for task in self.client.tasks_api().find_tasks():
+            if task.name.startswith(prefix):
+                out.append({
+                    "id": task.id, "name": task.name, "status": task.status,
+                    "every": task.every, "offset": task.offset,
+                    "last_run": task.latest_completed, "last_status": task.last_run_status,
+                    "last_error": task.last_run_error,
+                })
+        return sorted(out, key=lambda t: t["name"])
+
+    def run_tasks(self, runs: list[tuple[str, str]], timeout: float = 600) -> list[dict[str, Any]]:
+        """Queue many runs (task name, RFC3339 scheduled time) at once, then wait for all of them:
+        InfluxDB works through a queue far faster than one run started after another."""
+        api = self.client.tasks_api()
+        ids = {name: next(t.id for t in api.find_tasks(name=name) if t.name == name)
+               for name in {name for name, _ in runs}}
+        queued = [(ids[name], api.run_manually(ids[name], scheduled_for=at).id) for name, at in runs]
+        deadline = time.monotonic() + timeout
+        results: list[dict[str, Any]] = []
+        for task_id, run_id in queued:
+            while True:
+                try:
+                    current = api.get_run(task_id, run_id)
+                except ApiException as err:
+                    if err.status != 404:
+                        raise
+                    current = None
+                if current is not None and current.status in ("success", "failed", "canceled"):
+                    logs = [] if current.status == "success" else [
+                        e.message for e in api.get_run_logs(task_id, run_id)]
+                    results.append({"status": current.status, "logs": logs})
+                    break
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{len(queued) - len(results)} task runs did not finish")
+                time.sleep(0.05)
+        return results
+
+    def query(self, flux: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Rows as dicts, without Flux's bookkeeping columns `result` and `table`."""
+        tables = self.client.query_api().query(flux, org=self.org, params=params or {})
+        return [
+            {k: v for k, v in record.values.items() if k not in ("result", "table")}
+            for table in tables
+            for record in table.records
+        ]
+
+    def ping(self) -> bool:
+        try:
+            return bool(self.client.ping())
+        except Exception:
+            return False
