@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from analytics_bp import create_app
 from analytics_bp.stats_query import DATE_RANGES, DIMENSIONS, METRICS, OPERATORS
 
-from .conftest import Influx
+from .conftest import Influx, flush
 
 EXAMPLES = int(os.environ.get("ANALYTICS_FUZZ_EXAMPLES", "60"))
 TOKEN = "f" * 40
@@ -107,3 +107,107 @@ def test_any_query_in_the_vocabulary_runs_or_says_why(app: Flask, body: dict[str
         for row in data["results"]:
             assert len(row["metrics"]) == len(body["metrics"])
             assert len(row["dimensions"]) == len(body.get("dimensions", []))
+
+
+# --- The collector: any bytes, any JSON, any header, for /pageview and /event -----------------
+
+any_text = st.text(max_size=300)  # any code point, lone surrogates included
+header_text = st.text(st.characters(min_codepoint=32, max_codepoint=255, exclude_characters="\x7f"),
+                      max_size=120)
+user_agents = st.sampled_from([
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/18.1 Mobile/15E148 Safari/604.1"]) | header_text
+beacon_values = st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats() | any_text \
+    | st.lists(any_text, max_size=2) | st.dictionaries(any_text, any_text, max_size=2)
+beacon_objects = st.fixed_dictionaries(
+    {"domain": st.sampled_from(["example.com", "blog.example.org", "EXAMPLE.COM.", "evil.com"])
+     | beacon_values,
+     "page": st.sampled_from(["/", "/a?utm_source=X&utm_campaign=Y", "https://example.com/p#f"])
+     | beacon_values},
+    optional={key: beacon_values for key in ("referrer", "timezone", "platform", "sess_id", "pages",
+                                              "load_ms", "event", "note", "extra")})
+plausible = st.fixed_dictionaries(
+    {"domain": st.sampled_from(["example.com", "blog.example.org"]), "page": any_text},
+    optional={"referrer": any_text, "timezone": st.integers(-840, 840), "platform": any_text,
+              "sess_id": st.from_regex(r"\A[A-Za-z0-9_-]{1,64}\Z"), "pages": st.integers(1, 10**5),
+              "load_ms": st.integers(0, 600_000) | st.floats(0, 600_000), "event": st.just("signup"),
+              "note": any_text})
+bodies = (st.binary(max_size=600) | json_values.map(lambda v: json.dumps(v).encode())
+          | beacon_objects.map(lambda v: json.dumps(v).encode())
+          | beacon_objects.map(lambda v: json.dumps(v, ensure_ascii=False).encode("utf-8",
+                                                                                   "surrogatepass")))
+headers = st.fixed_dictionaries({}, optional={
+    "Content-Type": st.sampled_from(["text/plain", "application/json; charset=utf-16",
+                                     "text/plain;charset=UTF-8", "application/x-www-form-urlencoded",
+                                     ""]) | header_text,
+    "Origin": st.sampled_from(["https://example.com", "null", "https://evil.com"]) | header_text,
+    "User-Agent": user_agents, "X-Forwarded-For": header_text, "DNT": header_text,
+    "Sec-GPC": header_text, "Content-Encoding": st.sampled_from(["gzip", "br"]) | header_text})
+
+
+@FUZZ
+@given(kind=st.sampled_from(["pageview", "event"]), body=bodies, extra=headers)
+def test_any_beacon_is_a_204_or_a_4xx(app: Flask, kind: str, body: bytes, extra: dict[str, str]) -> None:
+    resp = app.test_client().post(f"/analytics/{kind}", data=body, headers=extra,
+                                  environ_base={"REMOTE_ADDR": "203.0.113.9"})
+    assert resp.status_code == 204 or 400 <= resp.status_code < 500, (body, extra, resp.status_code)
+    event(f"{kind} {resp.status_code}")
+    if resp.status_code >= 400:
+        reason = resp.headers["X-Analytics-Reason"]
+        assert reason and resp.get_data(as_text=True) == reason + "\n"
+
+
+@FUZZ
+@given(kind=st.sampled_from(["pageview", "event"]), body=plausible, agent=user_agents)
+def test_plausible_beacons_with_any_strings_are_stored_or_refused(app: Flask, kind: str,
+                                                                  body: dict[str, Any], agent: str) -> None:
+    """Well-formed beacons whose strings are anything at all: accepted (and then stored: checked
+    below) or refused with a reason, a lone surrogate always refused."""
+    raw = json.dumps(body).encode()
+    resp = app.test_client().post(f"/analytics/{kind}", data=raw, headers={
+        "Content-Type": "text/plain", "User-Agent": agent}, environ_base={"REMOTE_ADDR": "203.0.113.9"})
+    event(f"plausible {kind} {resp.status_code}")
+    has_surrogate = any(isinstance(v, str) and any(0xD800 <= ord(c) <= 0xDFFF for c in v)
+                        for v in body.values())
+    if has_surrogate:
+        assert resp.status_code == 400
+    else:
+        assert resp.status_code == 204 or 400 <= resp.status_code < 500
+
+
+@FUZZ
+@given(calls=st.lists(st.tuples(st.sampled_from(["log_event", "count", "seen", "mark"]), any_text,
+                                any_text, st.dictionaries(any_text, beacon_values, max_size=3)),
+                      max_size=5))
+def test_the_usage_api_takes_any_strings(app: Flask,
+                                         calls: list[tuple[str, str, str, dict[str, Any]]]) -> None:
+    """Any strings as names, categories and identifiers; any field name and value: the call works
+    or refuses the field with TypeError/ValueError (the documented contract), never breaks a commit."""
+    usage = app.extensions["analytics"]
+    for method, first, second, fields in calls:
+        if method == "log_event":
+            try:
+                usage.log_event(first, second, first, **fields)
+            except (TypeError, ValueError):
+                event("field refused")
+        elif method == "count":
+            usage.count(first, second, 2)
+        elif method == "seen":
+            usage.seen(first, second)
+        else:
+            usage.mark(first, second)
+
+
+def test_after_the_fuzzing_every_accepted_line_is_in_influxd(app: Flask, influx: Influx) -> None:
+    """Runs after the fuzz tests above (file order): the writer is healthy and InfluxDB took every
+    line they produced; nothing was set aside."""
+    flush(app)
+    health = app.extensions["analytics"].sink().health()
+    assert health["accepted"] > 0
+    assert (health["rejected_points"], health["unencodable_points"], health["write_errors"]) == (0, 0, 0)
+    assert health["delivered"] == health["accepted"]
+    bucket = app.extensions["analytics"].config.bucket
+    stored = influx.query('from(bucket: b) |> range(start: 0) |> filter(fn: (r) => r._field == "count") '
+                          '|> group() |> count()', b=bucket)
+    assert stored and stored[0]["_value"] > 0
