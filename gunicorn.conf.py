@@ -25,6 +25,15 @@ errorlog = "-"
 loglevel = server_setting("ANALYTICS_LOG_LEVEL")
 
 
+def on_starting(server: object) -> None:
+    """Check every setting in the master, before any worker: a bad one is one line, then exit 2."""
+    import os
+
+    from analytics_bp.settings import from_environ, startup_check
+
+    startup_check(from_environ(os.environ), "gunicorn")
+
+
 def worker_exit(server: object, worker: object) -> None:
     """Flush this worker's spool and deliver it before the process goes away."""
     import analytics_bp

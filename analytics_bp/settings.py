@@ -9,18 +9,42 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
+
+import click
 
 _DURATION = re.compile(r"^(\d+)([smhdw])$")
 _DURATION_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 BUCKET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 
 
-class ConfigError(ValueError):
-    """A setting has a value the extension cannot work with; the message names the setting."""
+class ConfigError(ValueError, click.ClickException):
+    """A setting has a value the extension cannot work with; the message names the setting, its
+    value (unless secret) and what is expected, on one line.
+
+    Also a ClickException, so `flask analytics ...` prints `Error: <message>` and exits 1 instead of
+    a traceback."""
+
+    def __init__(self, message: str) -> None:
+        ValueError.__init__(self, message)
+        click.ClickException.__init__(self, message)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def startup_check(config: Mapping[str, Any], program: str) -> None:
+    """Load every setting (and where InfluxDB is) before a server starts; on a bad one, print one
+    line and exit 2: no traceback, nothing started."""
+    try:
+        influx_target(config, load(config).bucket)
+    except ConfigError as err:
+        print(f"{program}: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def _as_list(value: Any) -> tuple[str, ...]:

@@ -141,3 +141,34 @@ def test_lines_influx_refuses_are_set_aside_alone_and_the_rest_delivered(
         sink.close()
     rows = read(influx, bucket, "|> group() |> sum()")
     assert rows[0]["_value"] == 1 + sum(range(1, 100)) - 17 - 60
+
+
+COMMANDS = {
+    "flask": ["flask", "analytics", "setup"],
+    "gunicorn": ["gunicorn", "-c", "gunicorn.conf.py", "analytics_bp:create_app()"],
+    "make run": ["python", "-m", "analytics_bp.devstack"],
+}
+
+
+@pytest.mark.parametrize("program", list(COMMANDS))
+def test_a_config_error_is_one_line_and_a_non_zero_exit(program: str, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from .servers import ROOT, VENV_BIN
+
+    env = {**os.environ, "ANALYTICS_PERMITTED_DOMAINS": "example.com", "ANALYTICS_MAX_BODY": "10",
+           "INFLUXDB_V2_URL": "http://127.0.0.1:9", "INFLUXDB_V2_ORG": "o", "INFLUXDB_V2_TOKEN": "t",
+           "FLASK_APP": "analytics_bp:create_app()", "ANALYTICS_STATE_DIR": str(tmp_path),
+           "ANALYTICS_BIND": "127.0.0.1:0"}
+    args = COMMANDS[program]
+    exe = sys.executable if args[0] == "python" else str(VENV_BIN / args[0])
+    done = subprocess.run([exe, *args[1:]], env=env, cwd=ROOT, capture_output=True, text=True,
+                          timeout=60)
+    output = done.stdout + done.stderr
+    assert done.returncode != 0
+    assert "Traceback" not in output
+    expected = "ANALYTICS_MAX_BODY='10': expected an integer >= 512"
+    assert [line for line in output.splitlines() if expected in line] == [
+        {"flask": "Error: ", "gunicorn": "gunicorn: ", "make run": "make run: "}[program] + expected]
