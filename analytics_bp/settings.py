@@ -187,6 +187,8 @@ SETTINGS: tuple[Setting, ...] = (
             "(default: <tmp>/analytics_bp-<uid>/spool)."),
     Setting("ANALYTICS_SPOOL_MAX_BYTES", 256 * 1024 * 1024, "Spool size at which beacons are "
             "answered 503 instead of being dropped.", _int_at_least(1)),
+    Setting("ANALYTICS_MAX_BUFFERED", 50_000, "Points a worker holds in memory before beacons get "
+            "503 (only reached while the spool's disk refuses writes).", _int_at_least(1)),
     Setting("ANALYTICS_FLUSH_INTERVAL", 1.0, "Seconds between group commits of accepted points "
             "(the most a hard kill can lose).", _positive_float),
     Setting("ANALYTICS_BATCH_SIZE", 5000, "Points per write request to InfluxDB.", _int_at_least(1)),
@@ -268,6 +270,7 @@ class Config:
     state_dir: str
     spool_dir: str
     spool_max_bytes: int
+    max_buffered: int
     flush_interval: float
     batch_size: int
     respect_dnt: bool

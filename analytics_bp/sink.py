@@ -43,7 +43,7 @@ from typing import Any
 from .clock import UniqueClock, claim_slot
 from .influx import InfluxTarget, InfluxWriter, Posted
 from .points import CounterKey, counter_lines
-from .spool import Spool
+from .spool import Spool, frame, unframe
 
 log = logging.getLogger("analytics.sink")
 
@@ -84,9 +84,11 @@ class Sink:
         flush_interval: float = 1.0,
         batch_size: int = 5000,
         timeout_ms: int = 10_000,
+        max_buffered: int = 50_000,
     ) -> None:
         self.target = target
         self.spool_max_bytes = spool_max_bytes
+        self.max_buffered = max_buffered
         self.flush_interval = flush_interval
         self.batch_size = batch_size
         self.slot, self._slot_fd = claim_slot(Path(spool_dir) / "slots")
@@ -104,7 +106,8 @@ class Sink:
         self._stop = threading.Event()
         self.stats: dict[str, Any] = {
             "accepted": 0, "delivered": 0, "rejected_points": 0, "unencodable_points": 0,
-            "write_errors": 0, "last_error": "", "last_delivery": 0.0,
+            "dropped_points": 0, "damaged_lines": 0, "write_errors": 0, "last_error": "",
+            "last_delivery": 0.0, "spool_error": "",
         }
         self._spool_bytes = self.spool.size()
         self._backoff_until = 0.0
@@ -118,9 +121,18 @@ class Sink:
 
     # -- request path -------------------------------------------------------------------------
     def write(self, line: str) -> None:
+        """Buffer a line. Past `max_buffered` (possible only while the spool refuses writes, for
+        callers that do not check `accepting`, such as the usage API) the line is dropped and
+        counted: memory stays bounded whatever happens to the disk."""
         with self._lock:
-            self._buffer.append(line)
+            if len(self._buffer) >= self.max_buffered:
+                dropped = True
+            else:
+                dropped = False
+                self._buffer.append(line)
             full = len(self._buffer) >= self.batch_size
+        if dropped:
+            self._bump("dropped_points", 1)
         if full:
             self._wake.set()
 
@@ -131,8 +143,10 @@ class Sink:
 
     @property
     def accepting(self) -> bool:
-        """False when the spool is full: the caller should answer 503 rather than drop data."""
-        return self._spool_bytes < self.spool_max_bytes
+        """False when the spool is full, the disk refuses writes, or the buffer is at its cap: the
+        caller should answer 503 (with Retry-After) rather than drop data."""
+        return (self._spool_bytes < self.spool_max_bytes and not self.stats["spool_error"]
+                and len(self._buffer) < self.max_buffered)
 
     # -- commit -------------------------------------------------------------------------------
     def _run(self) -> None:
@@ -156,21 +170,50 @@ class Sink:
             return 0
         size = SENDERS * self.batch_size
         with self._commit_lock:
-            written = 0
-            for i in range(0, len(lines), size):
-                data = self._encode(lines[i : i + size])
-                if data:
-                    written += self.spool.write_segment(data)
-            self.spool.sync()
+            written = done = 0
+            try:
+                for i in range(0, len(lines), size):
+                    data = self._encode(lines[i : i + size])
+                    if data:
+                        written += self.spool.write_segment(data)
+                    done = min(i + size, len(lines))
+                self.spool.sync()
+            except OSError as err:
+                # Segments written before a failed directory fsync may not survive a crash: keep
+                # those lines too (done = 0); committing a line twice is harmless.
+                done = 0 if done == len(lines) else done
+                self._keep(lines[done:], err)
+            else:
+                self._disk_recovered()
         with self._stats_lock:
             self._spool_bytes += written
-            self.stats["accepted"] += len(lines)
-        return len(lines)
+            self.stats["accepted"] += done
+        return done
+
+    def _keep(self, lines: list[str], err: OSError) -> None:
+        """The disk refused the commit (ENOSPC, EIO, ...): keep the lines, first in line for the
+        next commit, and refuse new beacons until a commit succeeds. Lines already in segments
+        stay there; a line committed twice would overwrite itself (unique timestamps)."""
+        with self._lock:
+            self._buffer[:0] = lines
+        message = f"spool refuses writes: {err.strerror or type(err).__name__} ({len(lines)} points kept)"
+        with self._stats_lock:
+            first = not self.stats["spool_error"]
+            self.stats["spool_error"] = message
+        if first:
+            log.error("analytics: %s; beacons get 503 until the disk takes writes again", message)
+
+    def _disk_recovered(self) -> None:
+        with self._stats_lock:
+            was = self.stats["spool_error"]
+            self.stats["spool_error"] = ""
+        if was:
+            log.warning("analytics: the spool takes writes again")
 
     def _encode(self, lines: list[str]) -> bytes:
-        """The segment's bytes; a line UTF-8 cannot encode is set aside alone, never the batch."""
+        """The segment's framed bytes; a line UTF-8 cannot encode is set aside alone."""
         try:
-            return ("\n".join(lines) + "\n").encode()
+            return frame("\n".join(lines).encode().split(b"\n"))
         except UnicodeEncodeError:
             pass
         good: list[bytes] = []
@@ -181,7 +224,11 @@ class Sink:
             except UnicodeEncodeError:
                 bad.append(item.encode("utf-8", "backslashreplace"))
         self._set_aside(bad, "unencodable: not valid unicode", "unencodable_points")
-        return b"".join(item + b"\n" for item in good)
+        return frame(good)
+
+    def _bump(self, counter: str, n: int) -> None:
+        with self._stats_lock:
+            self.stats[counter] += n
 
     # -- delivery -----------------------------------------------------------------------------
     def _deliver_loop(self) -> None:
@@ -246,7 +293,10 @@ class Sink:
         handle = self.spool.open_locked(segment)
         if handle is None:
             return None
-        lines = handle.read().splitlines()  # bytes: sent as stored, never decoded
+        lines, damaged = unframe(handle.read())  # bytes: sent as stored, never decoded
+        if damaged:
+            self._set_aside(damaged, f"torn or damaged spool segment {segment.name}: checksum "
+                                     "mismatch or cut short", "damaged_lines")
         futures = [self._senders.submit(self._send, batch) for batch in self._batches(lines)]
         return _Delivery(segment, handle, len(lines), futures)
 

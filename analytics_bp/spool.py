@@ -5,6 +5,11 @@ temporary name, fsynced and renamed (so a reader sees all of it or none), and na
 and sequence (so sorting the names gives delivery order). A deliverer locks a segment with flock
 before reading it, so two workers never send the same segment at once, and deletes it once InfluxDB
 took it. Lines that cannot be delivered are appended, on their own, to `rejected/` with the reason.
+
+Framing: every line is stored after a comment line holding its CRC-32 (`#crc 1a2b3c4d`; line
+protocol allows comments, though they are stripped before sending). A segment cut short by a crash,
+or damaged on disk, is read line by line: each line whose checksum matches is delivered, the rest
+is set aside. Segments of earlier versions (no framing) are read as they are.
 """
 
 from __future__ import annotations
@@ -15,8 +20,49 @@ import fcntl
 import os
 import threading
 import time
+import zlib
 from io import BufferedReader
 from pathlib import Path
+
+FRAME = b"#crc "
+
+
+def frame(lines: list[bytes]) -> bytes:
+    """Each line preceded by its checksum line."""
+    return b"".join(b"%s%08x\n%s\n" % (FRAME, zlib.crc32(item), item) for item in lines)
+
+
+def unframe(data: bytes) -> tuple[list[bytes], list[bytes]]:
+    """(intact lines, damaged or cut lines) of a segment's bytes."""
+    raw = data.split(b"\n")
+    if not raw[0].startswith(FRAME):
+        return [item for item in raw if item], []  # written before framing: as it is
+    good: list[bytes] = []
+    bad: list[bytes] = []
+    complete = data.endswith(b"\n")
+    items = raw[:-1] if complete else raw  # the last piece of a cut file has no newline
+    i = 0
+    while i < len(items):
+        header = items[i]
+        body = items[i + 1] if i + 1 < len(items) else None
+        cut = body is not None and i + 2 == len(items) and not complete
+        if header.startswith(FRAME) and body is not None and not cut and _crc_ok(header, body):
+            good.append(body)
+            i += 2
+        elif header.startswith(FRAME):
+            bad.extend(x for x in (header, body) if x)
+            i += 2
+        else:
+            bad.append(header)  # a damaged checksum line: resynchronise on the next one
+            i += 1
+    return good, bad
+
+
+def _crc_ok(header: bytes, body: bytes) -> bool:
+    try:
+        return int(header[len(FRAME):], 16) == zlib.crc32(body)
+    except ValueError:
+        return False
 
 
 class Spool:
@@ -29,18 +75,20 @@ class Spool:
         self._lock = threading.Lock()
 
     def write_segment(self, data: bytes) -> int:
-        """Write one segment durably (the directory entry is fsynced by `sync()`); its size."""
+        """Write one segment durably (the directory entry is fsynced by `sync()`); its size.
+
+        On any OSError (a full or failing disk) nothing is left behind and the error is raised:
+        the caller keeps the lines and tries again."""
         with self._lock:
             self._seq += 1
             name = f"{time.time_ns():020d}-{self.slot:03d}-{self._seq:08d}.lp"
         tmp = self.dir / f".{name}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.rename(tmp, self.dir / name)
+            _write_file(tmp, data)
+            os.rename(tmp, self.dir / name)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+            raise
         return len(data)
 
     def sync(self) -> None:
@@ -90,14 +138,26 @@ class Spool:
         """Keep lines that cannot be delivered, fsynced, with the reason in a `.reason` file."""
         name = f"{time.time_ns():020d}-{self.slot:03d}-{threading.get_ident() % 10**6:06d}.lp"
         target = self.rejected_dir / name
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            os.write(fd, b"".join(item + b"\n" for item in lines))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        target.with_suffix(".reason").write_text(reason + "\n")
+            _write_file(target, b"".join(item + b"\n" for item in lines))
+            target.with_suffix(".reason").write_text(reason + "\n")
+        except OSError:
+            target.unlink(missing_ok=True)
+            raise
         return target
 
     def set_aside_count(self) -> int:
         return len(list(self.rejected_dir.glob("*.lp")))
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    """Create `path` with all of `data`, fsynced. os.write may write less than asked (a disk
+    filling up): loop until every byte is written or an error says why not."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)

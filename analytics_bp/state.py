@@ -65,7 +65,7 @@ class AnalyticsState:
             if started:
                 cfg = self.config
                 self._sink = Sink(self.target, cfg.spool_dir, cfg.spool_max_bytes,
-                                  cfg.flush_interval, cfg.batch_size)
+                                  cfg.flush_interval, cfg.batch_size, max_buffered=cfg.max_buffered)
                 self._sink_pid = os.getpid()
             sink = self._sink
         assert sink is not None

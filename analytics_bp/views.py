@@ -68,12 +68,14 @@ def health() -> tuple[Response, int]:
     state = _state()
     sink = state.sink()
     reachable = sink.reachable()
+    writer = sink.health()
+    ok = reachable and not writer["spool_error"]
     body = {
-        "status": "ok" if reachable else "unavailable",
+        "status": "ok" if ok else "unavailable",
         "influxdb": {"reachable": reachable, "bucket": state.config.bucket},
-        "writer": sink.health(),
+        "writer": writer,
     }
-    return jsonify(body), 200 if reachable else 503
+    return jsonify(body), 200 if ok else 503
 
 
 @lru_cache(maxsize=4)

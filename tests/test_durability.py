@@ -16,6 +16,7 @@ import pytest
 from analytics_bp.influx import InfluxTarget
 from analytics_bp.localinflux import InfluxCredentials, LocalInflux
 from analytics_bp.sink import Sink
+from analytics_bp.spool import unframe
 
 from .admin import Admin
 from .servers import Gunicorn, Sender
@@ -228,7 +229,7 @@ def test_a_large_commit_is_cut_into_segments_of_two_batches(own_influx: Restarta
         for i in range(45):
             sink.write(f"cut,t=a v=1i {1700000000000000000 + i}")
         assert sink.commit() == 45
-        sizes = [len(s.read_bytes().splitlines()) for s in sink.pending_segments()]
+        sizes = [len(unframe(s.read_bytes())[0]) for s in sink.pending_segments()]
         assert sizes == [20, 20, 5]
         sink.deliver()
         assert sink.pending_segments() == []

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -172,3 +176,98 @@ def test_a_config_error_is_one_line_and_a_non_zero_exit(program: str, tmp_path: 
     expected = "ANALYTICS_MAX_BODY='10': expected an integer >= 512"
     assert [line for line in output.splitlines() if expected in line] == [
         {"flask": "Error: ", "gunicorn": "gunicorn: ", "make run": "make run: "}[program] + expected]
+
+
+@contextlib.contextmanager
+def small_disk(path: Path, size: str = "512k") -> Iterator[Path]:
+    """A real, small filesystem (tmpfs; CI runs as root) that a test can fill up."""
+    import subprocess
+
+    path.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(path)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, f"cannot mount a tmpfs (the test needs root): {done.stderr}"
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def fill(disk: Path, leave: int) -> Path:
+    """Fill the disk until only about `leave` bytes are free."""
+    filler = disk / "filler"
+    free = os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize
+    filler.write_bytes(b"\0" * max(free - leave, 0))
+    return filler
+
+
+def test_a_full_disk_keeps_accepted_points_and_answers_503_until_it_has_room(
+        make_app: Any, influx: Influx, bucket: str, tmp_path: Path) -> None:
+    with small_disk(tmp_path / "spool") as disk:
+        app = make_app(ANALYTICS_SPOOL_DIR=str(disk), ANALYTICS_FLUSH_INTERVAL=0.3)
+        client = app.test_client()
+        assert client.get("/analytics/health").status_code == 200  # the writer has started
+        filler = fill(disk, leave=6000)
+        statuses: list[tuple[str, int]] = []
+        deadline = time.monotonic() + 10
+        n = 0
+        while time.monotonic() < deadline and not any(s == 503 for _, s in statuses[-5:]):
+            n += 1
+            sess = f"disk-{n}"
+            resp = post(app, "pageview", {**PV, "sess_id": sess})
+            statuses.append((sess, resp.status_code))
+            if resp.status_code == 503:
+                assert resp.headers["Retry-After"] == "5"
+            time.sleep(0.005)
+        assert {s for _, s in statuses} == {204, 503}, "the disk never filled up"
+        health = client.get("/analytics/health")
+        assert health.status_code == 503
+        writer = health.get_json()["writer"]
+        assert "No space left on device" in writer["spool_error"]
+        assert writer["buffered"] > 0  # kept in memory, not dropped
+        filler.unlink()  # room again: the next commit goes through
+        deadline = time.monotonic() + 10
+        while client.get("/analytics/health").status_code != 200 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert client.get("/analytics/health").status_code == 200
+        assert post(app, "pageview", {**PV, "sess_id": "after"}).status_code == 204
+        flush(app)
+        accepted = sorted([s for s, code in statuses if code == 204] + ["after"])
+        stored = sorted(r["sess_id"] for r in stored_rows(influx, bucket))
+        assert stored == accepted  # every accepted point, once
+        app.extensions["analytics"].close()
+
+
+def stored_rows(influx: Influx, bucket: str) -> list[dict[str, Any]]:
+    return stored(influx, bucket, "pageview")
+
+
+def test_a_torn_or_damaged_segment_delivers_its_intact_lines_and_sets_aside_the_rest(
+        influx: Influx, bucket: str, tmp_path: Path) -> None:
+    """Real files: one segment cut short as by a crash mid-write, one with a byte changed on disk."""
+    from analytics_bp.spool import Spool, frame
+
+    base = 1700000000000000000
+    spool_dir = tmp_path / "spool"
+    spool = Spool(str(spool_dir), slot=999)
+    cut = frame([f"torn,t=a v={i}i {base + i}".encode() for i in range(5)])
+    spool.write_segment(cut[:-9])  # the last line loses its end
+    damaged = bytearray(frame([f"torn,t=b v={i}i {base + 10 + i}".encode() for i in range(5)]))
+    at = damaged.index(b"v=2i")
+    damaged[at + 2] = ord("7")  # v=2i becomes v=7i: still valid line protocol, but not what was written
+    spool.write_segment(bytes(damaged))
+    spool.sync()
+    sink = Sink(target_for(influx, bucket), str(spool_dir), flush_interval=60)
+    try:
+        assert sink.drain()
+        health = sink.health()
+        assert (health["delivered"], health["damaged_lines"]) == (8, 4)  # 2 points and their 2 frames
+    finally:
+        sink.close()
+    rows = read(influx, bucket)
+    assert sorted((r["t"], r["_value"]) for r in rows) == [
+        ("a", 0), ("a", 1), ("a", 2), ("a", 3), ("b", 0), ("b", 1), ("b", 3), ("b", 4)]
+    aside = b"".join(f.read_bytes() for f in (spool_dir / "rejected").glob("*.lp"))
+    assert b"v=7i" in aside and b"torn,t=a v=" in aside
+    reasons = "".join(f.read_text() for f in (spool_dir / "rejected").glob("*.reason"))
+    assert reasons.count("torn or damaged spool segment") == 2
