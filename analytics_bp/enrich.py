@@ -31,9 +31,17 @@ class Agent(NamedTuple):
     bot: bool
 
 
-@lru_cache(maxsize=8192)
+MAX_AGENT = 512  # longer User-Agents are read up to here: real ones are shorter, names come first
+AGENT_CACHE = 4096  # at most 4,096 x 512 characters of attacker-chosen strings in memory
+
+
 def describe_agent(user_agent: str) -> Agent:
     """Browser family, OS family, device class and whether it is a known bot."""
+    return _describe(user_agent[:MAX_AGENT])
+
+
+@lru_cache(maxsize=AGENT_CACHE)
+def _describe(user_agent: str) -> Agent:
     if not user_agent.strip() or crawleruseragents.is_crawler(user_agent):
         return Agent("bot", "bot", "bot", True)
     result = parse_ua(user_agent)

@@ -204,6 +204,9 @@ SETTINGS: tuple[Setting, ...] = (
             "wildcard domains).", _int_at_least(1)),
     Setting("ANALYTICS_HMAC_SECRET", "", "Key for pseudonymising user IDs in the server-side "
             "usage API; required to use it.", privacy=True, secret=True),
+    Setting("ANALYTICS_MAX_SEEN", 100_000, "Distinct identifiers `seen()` counts per category "
+            "and salt period (they are held in memory); later ones are not counted.",
+            _int_at_least(1)),
     Setting("ANALYTICS_USAGE_LOG", False, "Also emit one JSON line per usage event on the "
             "`analytics.usage` logger.", _as_bool, privacy=True),
     Setting("ANALYTICS_TIMEZONE", "UTC", "The sites' time zone (IANA name such as "
@@ -279,6 +282,7 @@ class Config:
     max_tag_values: int
     max_domains: int
     hmac_secret: str
+    max_seen: int
     usage_log: bool
     timezone: str
     dashboard_token: str

@@ -76,6 +76,7 @@ class Usage:
         except ValueError as err:
             self._secret_error = str(err)
         self.seen_registry = PeriodRegistry(Path(cfg.state_dir) / "seen")
+        self._max_seen = cfg.max_seen
         self._log = _json_logger() if cfg.usage_log else None
         self._golive_path = Path(cfg.state_dir) / f"golive-{cfg.bucket}"
 
@@ -123,24 +124,29 @@ class Usage:
     def count(self, event: str, category: str, n: int = 1) -> None:
         guard = self._guard
         event, category = valid_text(event), valid_text(category)
-        tags = (("category", guard.admit("usage", "category", category[:64])),
-                ("event", guard.admit("usage", f"event:{category}", event[:64])))
+        # The event's values are bounded per admitted category: a caller's categories past the
+        # cap share the `(other)` registry instead of opening one each.
+        admitted = guard.admit("usage", "category", category[:64])
+        tags = (("category", admitted), ("event", guard.admit("usage", f"event:{admitted}", event[:64])))
         self._writer().add_count(("usage_count", tags), n)
 
     def seen(self, identifier: str, category: str) -> bool:
         """True the first time `identifier` is seen in this salt period (across the host)."""
         salts = self._salts
-        category = valid_text(category)
+        cat = self._guard.admit("usage", "seen_category", valid_text(category)[:64])
         salt = salts.current()
         now = time.time()
-        digest = privacy.visitor_hash(salt, category, str(identifier), "seen")
-        _, new, distinct = self.seen_registry.add(periods.key(salts.period, now), category, digest)
+        digest = privacy.visitor_hash(salt, cat, str(identifier), "seen")
+        _, new, distinct = self.seen_registry.add(periods.key(salts.period, now), cat, digest,
+                                                  cap=self._max_seen)
         if new:
             sink = self._writer()
             start_ns = int(periods.start(salts.period, now)) * 1_000_000_000
-            cat = self._guard.admit("usage", "seen_category", category[:64])
             sink.write(line("usage_seen", {"category": cat, "period": salts.period},
                             {"distinct": distinct}, start_ns))
+        elif distinct >= self._max_seen:
+            usage_log.warning("seen(%r): ANALYTICS_MAX_SEEN (%d) reached this period; further "
+                              "identifiers are not counted", cat, self._max_seen)
         return new
 
     def mark(self, name: str, category: str = "timeline") -> None:

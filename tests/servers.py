@@ -40,12 +40,14 @@ class Gunicorn:
     """An app (the collector by default) under a real gunicorn with the repository's gunicorn.conf.py."""
 
     def __init__(self, env: Mapping[str, str], workers: int = 2, log: Path | None = None,
-                 extra_args: tuple[str, ...] = (), app: str = "analytics_bp:create_app()") -> None:
+                 extra_args: tuple[str, ...] = (), app: str = "analytics_bp:create_app()",
+                 ready_path: str = "/analytics/health") -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, **env, "ANALYTICS_BIND": f"127.0.0.1:{self.port}",
                     "ANALYTICS_WORKERS": str(workers)}
         self.log_path = log or Path(env.get("ANALYTICS_STATE_DIR", "/tmp")) / "gunicorn.log"
+        self.ready_path = ready_path  # /analytics/health needs InfluxDB; agent.js does not
         self.child = ChildProcess(
             "gunicorn", [str(VENV_BIN / "gunicorn"), "-c", str(ROOT / "gunicorn.conf.py"),
                          *extra_args, app], self.log_path, env=self.env, cwd=ROOT)
@@ -55,7 +57,7 @@ class Gunicorn:
         return self.child.proc
 
     def start(self) -> Gunicorn:
-        self.child.start(http_ok(self.url + "/analytics/health"), timeout=20)
+        self.child.start(http_ok(self.url + self.ready_path), timeout=20)
         return self
 
     def log(self) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -271,3 +272,67 @@ def test_a_torn_or_damaged_segment_delivers_its_intact_lines_and_sets_aside_the_
     assert b"v=7i" in aside and b"torn,t=a v=" in aside
     reasons = "".join(f.read_text() for f in (spool_dir / "rejected").glob("*.reason"))
     assert reasons.count("torn or damaged spool segment") == 2
+
+
+def test_the_user_agent_cache_holds_little_whatever_clients_send() -> None:
+    import tracemalloc
+
+    from analytics_bp import enrich
+
+    enrich._describe.cache_clear()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for i in range(6000):  # 6,000 distinct attacker-chosen User-Agents of 8 KB each
+        enrich.describe_agent(f"Mozilla/5.0 {i:05d} " + "x" * 8192)
+    grown = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    assert enrich._describe.cache_info().currsize == enrich.AGENT_CACHE
+    assert grown < 8 * 2**20, f"{grown / 2**20:.1f} MiB"  # 6,000 x 8 KB would be 47 MiB
+
+
+def test_seen_and_count_registries_are_bounded(make_app: Any, influx: Influx, bucket: str,
+                                                tmp_path: Path) -> None:
+    app = make_app(ANALYTICS_MAX_SEEN=5, ANALYTICS_MAX_TAG_VALUES=3)
+    usage = app.extensions["analytics"]
+    assert [usage.seen(f"user-{i}", "logins") for i in range(8)] == [True] * 5 + [False] * 3
+    for i in range(50):  # 50 caller-chosen categories, each with its own event
+        usage.count(f"event-{i}", f"category-{i}")
+    flush(app)
+    rows = stored(influx, bucket, "usage_seen")
+    assert max(r["distinct"] for r in rows) == 5
+    counted = {(r["category"], r["event"]) for r in stored(influx, bucket, "usage_count")}
+    assert {c for c, _ in counted} == {"category-0", "category-1", "category-2", "(other)"}
+    registries = [p for p in (tmp_path / "state" / "tags").rglob("*") if p.is_file()]
+    # one for categories, one per admitted category's events (3 and `(other)`), one for seen's
+    # categories, one for marks' (the `golive` mark): 50 categories opened no more
+    assert len(registries) == 1 + 4 + 1 + 1
+
+
+def test_a_workers_memory_stays_flat_while_influxdb_is_down(tmp_path: Path) -> None:
+    """A minute of steady beacons with InfluxDB unreachable: the spool grows on disk, the worker's
+    resident memory does not (generous bound: 12 MiB, where keeping the points would take more)."""
+    from .servers import Gunicorn, Sender
+
+    env = {"INFLUXDB_V2_URL": "http://127.0.0.1:9", "INFLUXDB_V2_ORG": "o", "INFLUXDB_V2_TOKEN": "t",
+           "ANALYTICS_PERMITTED_DOMAINS": "example.com", "ANALYTICS_STATE_DIR": str(tmp_path / "state"),
+           "ANALYTICS_ACCESS_LOG": str(tmp_path / "access.log")}
+    body = json.dumps({"domain": "example.com", "page": "/" + "p" * 180, "sess_id": "s" * 60,
+                       "platform": "Linux x86_64", "timezone": -60, "load_ms": 300}).encode()
+
+    def rss(pid: int) -> int:
+        status = Path(f"/proc/{pid}/status").read_text()
+        return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) * 1024  # type: ignore[union-attr]
+
+    with Gunicorn(env, workers=1, ready_path="/analytics/agent.js") as server:
+        [worker] = server.worker_pids()
+        with Sender(server.url + "/analytics/pageview", body, rate=400) as a, \
+                Sender(server.url + "/analytics/pageview", body, rate=400) as b:
+            time.sleep(10)
+            start = rss(worker)
+            time.sleep(50)
+            end = rss(worker)
+        accepted = a.ok() + b.ok()
+        spool = sum(f.stat().st_size for f in (tmp_path / "state" / "spool").glob("*.lp"))
+    assert accepted > 10_000, accepted
+    assert spool > accepted * 300  # every accepted point is on disk
+    assert end - start < 12 * 2**20, f"RSS grew {(end - start) / 2**20:.1f} MiB for {accepted} points"
