@@ -46,6 +46,7 @@ class Reason(StrEnum):
 
     TOO_LARGE = "body too large"
     BAD_CONTENT_TYPE = "content type must be application/json or text/plain"
+    BAD_ENCODING = "content encoding not supported"
     BAD_JSON = "body is not a JSON object"
     MISSING_FIELD = "missing field"
     BAD_FIELD = "bad field"
@@ -109,7 +110,7 @@ def decode_json(body: bytes) -> dict[str, Any]:
     """Strict JSON: an object, no duplicate keys, no NaN/Infinity, no pathological nesting."""
     try:
         data = json.loads(
-            body.decode("utf-8"),
+            body.removeprefix(b"\xef\xbb\xbf").decode("utf-8"),  # a UTF-8 BOM may be ignored (RFC 8259)
             object_pairs_hook=_no_duplicates,
             parse_constant=_reject_constant,
             parse_float=_finite_float,

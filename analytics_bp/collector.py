@@ -46,6 +46,20 @@ class RequestParts:
     user_agent: str
     dnt: str | None
     gpc: str | None
+    content_encoding: str = ""
+
+
+def acceptable_content_type(value: str) -> bool:
+    """JSON or plain text (or none, as sendBeacon may send), read as UTF-8: a charset parameter
+    naming anything else is refused rather than misread."""
+    mime, _, params = value.partition(";")
+    if mime.strip().lower() not in TEXT_TYPES:
+        return False
+    for param in params.split(";"):
+        key, _, charset = param.partition("=")
+        if key.strip().lower() == "charset" and charset.strip().strip('"').lower() not in ("utf-8", "utf8"):
+            return False
+    return True
 
 
 class Collector:
@@ -76,8 +90,10 @@ class Collector:
     def _handle(self, kind: str, parts: RequestParts) -> Outcome:
         if len(parts.body) > self.cfg.max_body:
             raise BeaconError(Reason.TOO_LARGE)
-        if parts.content_type.split(";", 1)[0].strip().lower() not in TEXT_TYPES:
+        if not acceptable_content_type(parts.content_type):
             raise BeaconError(Reason.BAD_CONTENT_TYPE)
+        if parts.content_encoding.strip().lower() not in ("", "identity"):
+            raise BeaconError(Reason.BAD_ENCODING)
         if self.cfg.respect_dnt and privacy.wants_no_tracking(parts.dnt, parts.gpc):
             return IGNORED
         beacon = beacons.parse(parts.body, kind)

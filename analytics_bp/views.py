@@ -52,6 +52,7 @@ def collect(kind: str) -> Response:
         user_agent=headers.get("User-Agent", ""),
         dnt=headers.get("DNT"),
         gpc=headers.get("Sec-GPC"),
+        content_encoding=headers.get("Content-Encoding", ""),
     )
     return _respond(state.collector.handle(kind, parts))
 

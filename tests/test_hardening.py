@@ -336,3 +336,40 @@ def test_a_workers_memory_stays_flat_while_influxdb_is_down(tmp_path: Path) -> N
     assert accepted > 10_000, accepted
     assert spool > accepted * 300  # every accepted point is on disk
     assert end - start < 12 * 2**20, f"RSS grew {(end - start) / 2**20:.1f} MiB for {accepted} points"
+
+
+GOOD = json.dumps({"domain": "example.com", "page": "/odd"}).encode()
+ODD_INPUTS = [
+    # (name, body, headers, status, reason)
+    ("utf-8 BOM", b"\xef\xbb\xbf" + GOOD, {}, 204, ""),
+    ("charset utf-8", GOOD, {"Content-Type": "application/json; charset=UTF-8"}, 204, ""),
+    ("charset quoted", GOOD, {"Content-Type": 'text/plain; charset="utf-8"'}, 204, ""),
+    ("no content type", GOOD, {"Content-Type": ""}, 204, ""),
+    ("charset latin-1", GOOD, {"Content-Type": "text/plain; charset=iso-8859-1"}, 400,
+     "content type must be application/json or text/plain"),
+    ("utf-16 body", json.dumps({"domain": "example.com", "page": "/"}).encode("utf-16"), {}, 400,
+     "body is not a JSON object"),
+    ("gzip encoding", GOOD, {"Content-Encoding": "gzip"}, 400, "content encoding not supported"),
+    ("identity encoding", GOOD, {"Content-Encoding": "identity"}, 204, ""),
+    ("boolean timezone", json.dumps({"domain": "example.com", "page": "/", "timezone": True}).encode(),
+     {}, 400, "bad field: timezone"),
+    ("float load time rounds", json.dumps({"domain": "example.com", "page": "/", "load_ms": 12.5}).encode(),
+     {}, 204, ""),
+    ("huge float", json.dumps({"domain": "example.com", "page": "/", "load_ms": 1e308}).encode(), {}, 400,
+     "bad field: load_ms"),
+    ("4,000-digit integer", b'{"domain": "example.com", "page": "/", "pages": 1' + b"0" * 4000 + b"}", {},
+     400, "bad field: pages"),
+    ("empty domain", json.dumps({"domain": "", "page": "/"}).encode(), {}, 400, "missing field: domain"),
+    ("port on the domain", json.dumps({"domain": "example.com:8080", "page": "/"}).encode(), {}, 400,
+     "bad field: domain"),
+]
+
+
+@pytest.mark.parametrize(("name", "body", "headers", "status", "reason"), ODD_INPUTS,
+                         ids=[o[0] for o in ODD_INPUTS])
+def test_odd_but_valid_inputs_follow_the_documented_policy(make_app: Any, name: str, body: bytes,
+                                                           headers: dict[str, str], status: int,
+                                                           reason: str) -> None:
+    resp = post(make_app(), "pageview", body, **headers)
+    assert resp.status_code == status
+    assert resp.headers.get("X-Analytics-Reason", "") == reason
