@@ -107,9 +107,11 @@ class Collector:
         if not sink.accepting:
             return SPOOL_FULL
         ip = privacy.client_ip(parts.remote_addr, parts.forwarded_for, self.cfg.trusted_proxies)
-        visitor = privacy.visitor_hash(self.salts.current(), beacon.domain, ip, parts.user_agent)
+        salt = self.salts.current()
+        visitor = privacy.visitor_hash(salt, beacon.domain, ip, parts.user_agent)
+        session = privacy.session_hash(salt, beacon.domain, beacon.sess_id) if beacon.sess_id else ""
         country = self.country(ip) if self.cfg.geoip else "unknown"
-        sink.write(self._line(beacon, agent, country, visitor, sink.clock.next_ns()))
+        sink.write(self._line(beacon, agent, country, visitor, session, sink.clock.next_ns()))
         return ACCEPTED
 
     def _check_policy(self, beacon: Beacon, origin: str | None) -> None:
@@ -135,9 +137,8 @@ class Collector:
     def _bounded(self, domain: str, tag: str, value: str) -> str:
         return self.guard.admit(domain, tag, value)
 
-    def _line(
-        self, beacon: Beacon, agent: enrich.Agent, country: str, visitor: str, ts: int
-    ) -> str:
+    def _line(self, beacon: Beacon, agent: enrich.Agent, country: str, visitor: str, session: str,
+              ts: int) -> str:
         domain = self.guard.admit("*", "domain", beacon.domain, self.cfg.max_domains)
         tags = {
             "domain": domain,
@@ -150,8 +151,8 @@ class Collector:
             "platform": enrich.platform_family(beacon.platform),
         }
         fields: dict[str, str | int] = {"count": 1, "visitor": visitor}
-        if beacon.sess_id:
-            fields["sess_id"] = beacon.sess_id
+        if session:
+            fields["sess_id"] = session
         if beacon.kind == "pageview":
             source = enrich.referrer_source(beacon.referrer, beacon.domain)
             tags["source"] = self._bounded(domain, "source", source)

@@ -35,7 +35,9 @@ def cors_origins(cfg: Config) -> list[str] | str:
         wildcard = domain.startswith("*.")
         host = r"([a-z0-9-]+\.)+" + re.escape(domain[2:]) if wildcard else re.escape(domain)
         patterns.append(rf"^https?://{host}(:\d+)?$")
-    return patterns + [re.escape(o) for o in cfg.cors_origins]
+    # flask-cors matches regex patterns from the start only: anchor the end too, so the entry
+    # https://partner.com does not let https://partner.com.evil.net in.
+    return patterns + [rf"^{re.escape(o)}$" for o in cfg.cors_origins]
 
 
 def template_script(stub: bool = False, **options: object) -> Markup:

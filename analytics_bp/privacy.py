@@ -137,6 +137,15 @@ def visitor_hash(salt: bytes, domain: str, ip: str, user_agent: str) -> str:
     return digest.hexdigest()
 
 
+def session_hash(salt: bytes, domain: str, sess_id: str) -> str:
+    """The agent's per-tab session ID as stored: keyed by the period's salt like the visitor hash,
+    so a tab open across the end of a period yields two unrelated values, and nothing stored links
+    one period's visitor hashes to the next one's."""
+    digest = hashlib.blake2b(f"sess\x00{domain}\x00{sess_id}".encode(errors="replace"), key=salt,
+                             digest_size=VISITOR_HEX // 2)
+    return digest.hexdigest()
+
+
 class Pseudonymizer:
     """One-way, consistent HMAC-SHA256 pseudonyms of user IDs (seed 000)."""
 

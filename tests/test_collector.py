@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
+from analytics_bp import privacy
 from analytics_bp.collector import RequestParts
 from analytics_bp.enrich import PLATFORM_FAMILIES
 
@@ -95,7 +96,9 @@ def test_pageview_point_has_the_schema(make_app: Any, influx: Influx, bucket: st
         "domain": "example.com", "page": "/pricing", "source": "google.com",
         "browser": "Chrome", "os": "Linux", "device": "desktop", "country": "unknown",
         "timezone": "-60", "platform": "linux", "utm_source": "newsletter",
-        "count": 1, "sess_id": "s-1", "pages": 2, "load_ms": 420,
+        "count": 1, "sess_id": privacy.session_hash(app.extensions["analytics"].salts.current(),
+                                                    "example.com", "s-1"),
+        "pages": 2, "load_ms": 420,
     }
 
 

@@ -215,7 +215,7 @@ def test_a_full_disk_keeps_accepted_points_and_answers_503_until_it_has_room(
         while time.monotonic() < deadline and not any(s == 503 for _, s in statuses[-5:]):
             n += 1
             sess = f"disk-{n}"
-            resp = post(app, "pageview", {**PV, "sess_id": sess})
+            resp = post(app, "pageview", {**PV, "page": f"/{sess}", "sess_id": sess})
             statuses.append((sess, resp.status_code))
             if resp.status_code == 503:
                 assert resp.headers["Retry-After"] == "5"
@@ -231,10 +231,10 @@ def test_a_full_disk_keeps_accepted_points_and_answers_503_until_it_has_room(
         while client.get("/analytics/health").status_code != 200 and time.monotonic() < deadline:
             time.sleep(0.1)
         assert client.get("/analytics/health").status_code == 200
-        assert post(app, "pageview", {**PV, "sess_id": "after"}).status_code == 204
+        assert post(app, "pageview", {**PV, "page": "/after", "sess_id": "after"}).status_code == 204
         flush(app)
         accepted = sorted([s for s, code in statuses if code == 204] + ["after"])
-        stored = sorted(r["sess_id"] for r in stored_rows(influx, bucket))
+        stored = sorted(r["page"].lstrip("/") for r in stored_rows(influx, bucket))
         assert stored == accepted  # every accepted point, once
         app.extensions["analytics"].close()
 

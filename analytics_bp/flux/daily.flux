@@ -93,8 +93,11 @@ from(bucket: raw)
     |> breakdown(columns: ["domain", "event", "label"], name: "events")
 
 // Distinct identifiers seen by the usage API: the latest count of each period, kept forever.
+// Their points are stamped at the period's UTC start, so a month's count must be read from the
+// month's start (a day earlier, for sites west of UTC), not from yesterday.
+seenStart = date.sub(d: 1d, from: date.truncate(t: start, unit: 1mo))
 from(bucket: raw)
-    |> range(start: start, stop: stop)
+    |> range(start: seenStart, stop: stop)
     |> filter(fn: (r) => r._measurement == "usage_seen")
     |> to(bucket: out)
     |> yield(name: "usage_seen")

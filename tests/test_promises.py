@@ -1,0 +1,93 @@
+"""Promises kept end to end (issue 16): what README, docs/privacy.md and the notice promise holds at
+every layer, checked against the real services."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from analytics_bp import privacy, settings
+from analytics_bp.cardinality import TagGuard
+from analytics_bp.collector import Collector, RequestParts
+from analytics_bp.points import line
+
+from .conftest import CHROME_UA, Influx
+from .test_rollups import run, setup_rollups, write
+
+
+def test_extra_cors_origins_match_exactly(make_app: Any) -> None:
+    client = make_app(ANALYTICS_CORS_ORIGINS="https://partner.com").test_client()
+    for origin, allowed in [("https://partner.com", True), ("https://partner.com.evil.net", False),
+                            ("https://partner.computer", False), ("https://example.com", True)]:
+        resp = client.options("/analytics/pageview", headers={
+            "Origin": origin, "Access-Control-Request-Method": "POST"})
+        assert resp.headers.get("Access-Control-Allow-Origin") == (origin if allowed else None), origin
+
+
+def test_a_month_periods_seen_count_keeps_reaching_the_daily_rollup(influx: Influx, bucket: str) -> None:
+    """seen() with a month salt stamps its count at the month's start; the daily task, reading from
+    yesterday, stopped updating it on the 3rd. Written on the 1st and updated on the 15th:"""
+    setup_rollups(influx, bucket, salt="month")
+    march = datetime(2026, 3, 1, tzinfo=UTC)
+    stamp = int(march.timestamp() * 1e9)
+    write(influx, bucket, [line("usage_seen", {"category": "logins", "period": "month"},
+                                {"distinct": 3}, stamp)])
+    run(influx, bucket, "daily", march + timedelta(days=1, hours=1))
+    write(influx, bucket, [line("usage_seen", {"category": "logins", "period": "month"},
+                                {"distinct": 41}, stamp)])  # the same point, a later count
+    run(influx, bucket, "daily", march + timedelta(days=15, hours=1))
+    rows = influx.query('from(bucket: b) |> range(start: 0) |> filter(fn: (r) => '
+                        'r._measurement == "usage_seen")', b=bucket + "_1d")
+    assert [(r["_time"], r["_value"]) for r in rows] == [(march, 41)]
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def time(self) -> float:
+        return self.now
+
+
+class Lines:
+    """A writer that keeps lines (the collector's Writer protocol)."""
+
+    accepting = True
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.clock = self
+        self.t = 1_700_000_000_000_000_000
+
+    def next_ns(self) -> int:
+        self.t += 1000
+        return self.t
+
+    def write(self, text: str) -> None:
+        self.lines.append(text)
+
+    def add_count(self, key: object, n: int = 1) -> None:
+        """Nothing is refused here."""
+
+
+def test_a_tab_open_across_midnight_cannot_be_linked(tmp_path: Path) -> None:
+    """The same tab (session ID) and browser, one beacon before and one after the salt changes:
+    nothing stored is equal across the boundary, and the session ID is never stored as sent."""
+    cfg = settings.load({"ANALYTICS_PERMITTED_DOMAINS": "example.com",
+                         "ANALYTICS_STATE_DIR": str(tmp_path)})
+    midnight = datetime(2026, 3, 2, tzinfo=UTC).timestamp()
+    clock = Clock(midnight - 1)
+    lines = Lines()
+    collector = Collector(cfg, lambda: lines, privacy.SaltStore(cfg.salt_dir, "day", clock),
+                          TagGuard(cfg.state_dir, 100))
+    body = json.dumps({"domain": "example.com", "page": "/", "sess_id": "tab-1234"}).encode()
+    parts = RequestParts(body, "text/plain", None, "203.0.113.5", None, CHROME_UA, None, None)
+    assert collector.handle("pageview", parts).status == 204
+    clock.now = midnight + 1
+    assert collector.handle("pageview", parts).status == 204
+    before, after = (dict(re.findall(r'(visitor|sess_id)="([0-9a-f]+)"', text)) for text in lines.lines)
+    assert before["sess_id"] != after["sess_id"] and before["visitor"] != after["visitor"]
+    assert all("tab-1234" not in text for text in lines.lines)
