@@ -18,6 +18,7 @@ def render_example(listen: str, upstream: str, prefix: str, static_root: str,
     dropin = (NGINX_DIR / "analytics.conf").read_text()
     dropin = dropin.replace("/srv/analytics_bp/static", static_root)
     dropin = dropin.replace("/var/log/nginx/analytics.log", f"{prefix}/analytics.log")
+    dropin = dropin.replace("/var/log/nginx/analytics-error.log", f"{prefix}/analytics-error.log")
     example = (NGINX_DIR / "example.conf").read_text()
     example = example.replace("server 127.0.0.1:8000;", f"server {upstream};")
     example = example.replace("listen 80;", f"listen {listen};")

@@ -8,11 +8,13 @@ the `X-Analytics-Reason` header (GoatCounter's habit), never a 5xx for what a cl
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 from functools import lru_cache
 from importlib import resources
 
 from flask import Blueprint, Response, jsonify, render_template, request
 
+from . import dashboard
 from .collector import Outcome, RequestParts
 from .state import AnalyticsState, current_state
 
@@ -66,17 +68,28 @@ def event() -> Response:
 
 
 def health() -> tuple[Response, int]:
+    """`{"status": "ok"}` (200) or `"unavailable"` (503) for anyone; the details (InfluxDB's error,
+    the writer's counters) only for a caller on this host or one the dashboard lets in."""
     state = _state()
     sink = state.sink()
     reachable = sink.reachable()
     writer = sink.health()
     ok = reachable and not writer["spool_error"]
-    body = {
-        "status": "ok" if ok else "unavailable",
-        "influxdb": {"reachable": reachable, "bucket": state.config.bucket},
-        "writer": writer,
-    }
+    body: dict[str, object] = {"status": "ok" if ok else "unavailable"}
+    if _local_caller() or dashboard.authorised():
+        body.update(influxdb={"reachable": reachable, "bucket": state.config.bucket}, writer=writer)
     return jsonify(body), 200 if ok else 503
+
+
+def _local_caller() -> bool:
+    """A monitor on this host talking to gunicorn directly. Anything that came through a proxy
+    (it carries X-Forwarded-For) counts as public, whatever address it came from."""
+    if request.headers.get("X-Forwarded-For") is not None:
+        return False
+    try:
+        return ipaddress.ip_address(request.remote_addr or "").is_loopback
+    except ValueError:
+        return False
 
 
 @lru_cache(maxsize=4)
@@ -126,8 +139,6 @@ def json_error(status: int, code: str, message: str) -> Response:
 
 
 def make_blueprint() -> Blueprint:
-    from . import dashboard
-
     bp = Blueprint("analytics", __name__, template_folder="templates")
     bp.add_url_rule("/pageview", view_func=pageview, methods=["POST"])
     bp.add_url_rule("/event", view_func=event, methods=["POST"])

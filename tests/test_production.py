@@ -6,6 +6,7 @@ import gzip
 import http.client
 import json
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -125,5 +126,42 @@ def test_agent_served_by_nginx_with_caching_headers(stack: tuple[Gunicorn, Nginx
 
 
 def test_health_through_nginx(stack: tuple[Gunicorn, Nginx]) -> None:
-    _, nginx = stack
+    gunicorn, nginx = stack
     wait_http(nginx.url + "/analytics/health")
+    # Public through nginx: the status only (issue 16); on the host itself: the details.
+    with urllib.request.urlopen(nginx.url + "/analytics/health") as resp:
+        assert json.loads(resp.read()) == {"status": "ok"}
+    with urllib.request.urlopen(gunicorn.url + "/analytics/health") as resp:
+        assert {"status", "influxdb", "writer"} <= set(json.loads(resp.read()))
+
+
+def test_no_log_of_the_stack_holds_the_client_address(stack: tuple[Gunicorn, Nginx],
+                                                       tmp_path: Path) -> None:
+    """From 127.0.0.2 (so the client's address differs from the upstream's): a 413, a burst of
+    429s and upstream errors, then every log nginx and gunicorn wrote is read (issue 16)."""
+    from urllib.parse import urlsplit
+
+    gunicorn, nginx = stack
+    parts = urlsplit(nginx.url)
+
+    def send(body: bytes) -> int:
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10,
+                                          source_address=("127.0.0.2", 0))
+        conn.request("POST", "/analytics/pageview", body=body, headers={
+            "Content-Type": "text/plain", "User-Agent": CHROME_LIKE_UA})
+        status = conn.getresponse().status
+        conn.close()
+        return status
+
+    assert send(beacon("x", pad="y" * 6000)) == 413
+    assert 429 in [send(beacon("burst")) for _ in range(60)]
+    gunicorn.stop()
+    time.sleep(1.2)  # the rate limit's bucket refills
+    assert send(beacon("down")) == 502
+    logs = {p.name: p.read_text(errors="replace") for p in nginx.prefix.glob("*.log")}
+    logs["gunicorn"] = gunicorn.log_path.read_text(errors="replace")
+    assert {"error.log", "analytics-error.log", "analytics.log"} <= set(logs)
+    assert "429" in logs["analytics.log"] and "413" in logs["analytics.log"]
+    for name, text in logs.items():
+        assert "127.0.0.2" not in text, name
+        assert "client: " not in text, name

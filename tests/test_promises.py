@@ -91,3 +91,15 @@ def test_a_tab_open_across_midnight_cannot_be_linked(tmp_path: Path) -> None:
     before, after = (dict(re.findall(r'(visitor|sess_id)="([0-9a-f]+)"', text)) for text in lines.lines)
     assert before["sess_id"] != after["sess_id"] and before["visitor"] != after["visitor"]
     assert all("tab-1234" not in text for text in lines.lines)
+
+
+def test_health_details_only_for_this_host_or_the_dashboards_callers(make_app: Any) -> None:
+    token = "h" * 40
+    client = make_app(ANALYTICS_TRUSTED_PROXIES=1, ANALYTICS_DASHBOARD_TOKEN=token).test_client()
+    public = client.get("/analytics/health", headers={"X-Forwarded-For": "203.0.113.7"})
+    assert (public.status_code, public.get_json()) == (200, {"status": "ok"})
+    authorised = client.get("/analytics/health", headers={"X-Forwarded-For": "203.0.113.7",
+                                                           "Authorization": f"Bearer {token}"})
+    local = client.get("/analytics/health")  # straight to the app, from this host
+    for resp in (authorised, local):
+        assert {"status", "influxdb", "writer"} == set(resp.get_json())
