@@ -85,6 +85,7 @@ class Sink:
         batch_size: int = 5000,
         timeout_ms: int = 10_000,
         max_buffered: int = 50_000,
+        set_aside_retention: float = 30 * 86400,
     ) -> None:
         self.target = target
         self.spool_max_bytes = spool_max_bytes
@@ -94,6 +95,9 @@ class Sink:
         self.slot, self._slot_fd = claim_slot(Path(spool_dir) / "slots")
         self.clock = UniqueClock(self.slot)
         self.spool = Spool(spool_dir, self.slot)
+        self.set_aside_retention = set_aside_retention
+        self._pruned_at = 0.0
+        self._prune_set_aside()
         self._influx = InfluxWriter(target, timeout_ms)
         self._senders = ThreadPoolExecutor(max_workers=SENDERS, thread_name_prefix="analytics-send")
         self._lock = threading.Lock()  # the buffer and the counters
@@ -231,12 +235,21 @@ class Sink:
             self.stats[counter] += n
 
     # -- delivery -----------------------------------------------------------------------------
+    def _prune_set_aside(self) -> None:
+        """At start, then hourly: set-aside lines past their retention are deleted."""
+        self._pruned_at = time.monotonic()
+        removed = self.spool.prune_set_aside(self.set_aside_retention)
+        if removed:
+            log.info("analytics: deleted %d set-aside file(s) past their retention", removed)
+
     def _deliver_loop(self) -> None:
         """Deliver after each commit, and once per flush interval for retries and orphans."""
         while not self._stop.is_set():
             self._committed.wait(self.flush_interval)
             self._committed.clear()
             try:
+                if time.monotonic() - self._pruned_at > 3600:
+                    self._prune_set_aside()
                 self.deliver()
             except Exception:  # the deliverer must survive anything; the spool keeps the data
                 log.exception("analytics sink delivery failed")

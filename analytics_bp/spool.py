@@ -146,6 +146,18 @@ class Spool:
             raise
         return target
 
+    def prune_set_aside(self, max_age: float) -> int:
+        """Delete set-aside lines (and their reasons) older than `max_age` seconds: they hold
+        visitor hashes and notes, and are kept no longer than the raw bucket keeps points."""
+        cutoff = time.time() - max_age
+        removed = 0
+        for path in list(self.rejected_dir.iterdir()):
+            with contextlib.suppress(FileNotFoundError):
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed += path.suffix == ".lp"
+        return removed
+
     def set_aside_count(self) -> int:
         return len(list(self.rejected_dir.glob("*.lp")))
 

@@ -65,7 +65,8 @@ class AnalyticsState:
             if started:
                 cfg = self.config
                 self._sink = Sink(self.target, cfg.spool_dir, cfg.spool_max_bytes,
-                                  cfg.flush_interval, cfg.batch_size, max_buffered=cfg.max_buffered)
+                                  cfg.flush_interval, cfg.batch_size, max_buffered=cfg.max_buffered,
+                                  set_aside_retention=set_aside_retention(cfg))
                 self._sink_pid = os.getpid()
             sink = self._sink
         assert sink is not None
@@ -112,6 +113,12 @@ class AnalyticsState:
     def track(self, action: str) -> TrackDecorator:
         self.usage.check_secret()  # bound to an app: a missing secret fails at decoration time
         return self.usage.track(action)
+
+
+def set_aside_retention(cfg: Config) -> int:
+    """Lines set aside in the spool are kept as long as raw points, and never more than 30 days."""
+    month = 30 * 86400
+    return min(cfg.raw_retention, month) if cfg.raw_retention else month
 
 
 def current_state() -> AnalyticsState:

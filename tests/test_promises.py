@@ -103,3 +103,20 @@ def test_health_details_only_for_this_host_or_the_dashboards_callers(make_app: A
     local = client.get("/analytics/health")  # straight to the app, from this host
     for resp in (authorised, local):
         assert {"status", "influxdb", "writer"} == set(resp.get_json())
+
+
+def test_set_aside_lines_are_deleted_after_the_raw_retention(make_app: Any, tmp_path: Path) -> None:
+    import os
+    import time
+
+    app = make_app(ANALYTICS_RAW_RETENTION="2d")
+    rejected = Path(app.extensions["analytics"].config.spool_dir) / "rejected"
+    rejected.mkdir(parents=True, exist_ok=True)
+    old, fresh = rejected / "1-old.lp", rejected / "2-fresh.lp"
+    for path in (old, old.with_suffix(".reason"), fresh, fresh.with_suffix(".reason")):
+        path.write_text("set aside line\n")
+    three_days_ago = time.time() - 3 * 86400
+    for path in (old, old.with_suffix(".reason")):
+        os.utime(path, (three_days_ago, three_days_ago))
+    app.extensions["analytics"].sink()  # a writer starts: it prunes
+    assert sorted(p.name for p in rejected.iterdir()) == ["2-fresh.lp", "2-fresh.reason"]
