@@ -36,14 +36,18 @@ def notice(cfg: Config) -> dict[str, Any]:
         },
         "never_collected": ["IP address", "User-Agent string", "cookies or local identifiers",
                             "full URLs with query strings", "identifiers that last beyond one "
-                            + period],
+                            + period, "the tab's session ID as sent (only a hash that changes every "
+                            + period + ")"],
         "settings": {
             "ANALYTICS_SALT_PERIOD": f"Unique visitors are counted with a keyed hash of site, IP "
             f"address and User-Agent. The random key (salt) changes every {period}; the old one "
             "is deleted, so hashes cannot be linked across periods or recomputed later.",
-            "ANALYTICS_RAW_RETENTION": "Individual page views and events are "
+            "ANALYTICS_RAW_RETENTION": "Individual page views and events (with the salted visitor "
+            "and session hashes, which count as personal data while their key exists) are "
             f"{_duration(cfg.raw_retention)}" + ("" if cfg.raw_retention == 0 else
-                                                  " and then deleted") + ".",
+                                                  " and then deleted")
+            + "; records that could not be stored are deleted after at most "
+            + _duration(cfg.set_aside_retention) + ".",
             "ANALYTICS_HOURLY_RETENTION": "Hourly totals are "
             f"{_duration(cfg.hourly_retention)}; daily and monthly totals are kept indefinitely.",
             "ANALYTICS_RESPECT_DNT": "Browsers sending Do Not Track or Global Privacy Control are "

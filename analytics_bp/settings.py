@@ -288,6 +288,12 @@ class Config:
     dashboard_token: str
 
     @property
+    def set_aside_retention(self) -> int:
+        """Lines set aside in the spool are kept as long as raw points, and never more than 30 days."""
+        month = 30 * 86400
+        return min(self.raw_retention, month) if self.raw_retention else month
+
+    @property
     def rollup_buckets(self) -> dict[str, str]:
         return {"1h": f"{self.bucket}_1h", "1d": f"{self.bucket}_1d", "1mo": f"{self.bucket}_1mo"}
 

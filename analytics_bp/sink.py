@@ -40,6 +40,7 @@ from io import BufferedReader
 from pathlib import Path
 from typing import Any
 
+from .backfill import Backfill
 from .clock import UniqueClock, claim_slot
 from .influx import InfluxTarget, InfluxWriter, Posted
 from .points import CounterKey, counter_lines
@@ -86,6 +87,7 @@ class Sink:
         timeout_ms: int = 10_000,
         max_buffered: int = 50_000,
         set_aside_retention: float = 30 * 86400,
+        backfill: Backfill | None = None,
     ) -> None:
         self.target = target
         self.spool_max_bytes = spool_max_bytes
@@ -96,6 +98,7 @@ class Sink:
         self.clock = UniqueClock(self.slot)
         self.spool = Spool(spool_dir, self.slot)
         self.set_aside_retention = set_aside_retention
+        self.backfill = backfill
         self._pruned_at = 0.0
         self._prune_set_aside()
         self._influx = InfluxWriter(target, timeout_ms)
@@ -277,7 +280,9 @@ class Sink:
                 if len(in_flight) >= SEGMENTS_IN_FLIGHT:
                     failed = not self._finish_delivery(in_flight.popleft())
             while in_flight:
-                self._finish_delivery(in_flight.popleft())
+                failed = not self._finish_delivery(in_flight.popleft()) or failed
+            if not failed and self.backfill is not None:
+                self.backfill.run_due()  # late points are in: their windows are rolled up again
         finally:
             for delivery in in_flight:  # only after an unexpected error: unlock, retry later
                 delivery.handle.close()
@@ -307,6 +312,8 @@ class Sink:
         if handle is None:
             return None
         lines, damaged = unframe(handle.read())  # bytes: sent as stored, never decoded
+        if self.backfill is not None:
+            self.backfill.note(lines)
         if damaged:
             self._set_aside(damaged, f"torn or damaged spool segment {segment.name}: checksum "
                                      "mismatch or cut short", "damaged_lines")

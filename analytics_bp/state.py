@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 from flask import current_app
 
 from . import enrich, privacy
+from .backfill import Backfill
 from .cardinality import TagGuard
 from .collector import Collector
 from .influx import InfluxAdmin, InfluxTarget
@@ -50,7 +52,8 @@ class AnalyticsState:
         self._sink: Sink | None = None
         self._sink_pid = 0
         self._engine: Engine | None = None
-        self._engine_pid = 0
+        self._admin: InfluxAdmin | None = None
+        self._admin_pid = 0
         self._lock = threading.Lock()
         _STATES.add(self)
 
@@ -66,7 +69,8 @@ class AnalyticsState:
                 cfg = self.config
                 self._sink = Sink(self.target, cfg.spool_dir, cfg.spool_max_bytes,
                                   cfg.flush_interval, cfg.batch_size, max_buffered=cfg.max_buffered,
-                                  set_aside_retention=set_aside_retention(cfg))
+                                  set_aside_retention=cfg.set_aside_retention,
+                                  backfill=self._backfill())
                 self._sink_pid = os.getpid()
             sink = self._sink
         assert sink is not None
@@ -74,16 +78,37 @@ class AnalyticsState:
             self.usage.mark_golive_once()
         return sink
 
+    def admin(self) -> InfluxAdmin:
+        """This process's InfluxDB admin client (queries, tasks), created after fork."""
+        if self._admin is None or self._admin_pid != os.getpid():
+            t = self.target
+            self._admin = InfluxAdmin(t.url, t.org, t.token)
+            self._admin_pid = os.getpid()
+            self._engine = None
+        return self._admin
+
+    def _backfill(self) -> Backfill:
+        """Late points' windows re-run by the writer (backfill.py); task names cached 5 minutes."""
+        cfg = self.config
+        names: dict[str, Any] = {"at": -1e9, "names": set()}
+
+        def task_names() -> set[str]:
+            if time.monotonic() - names["at"] > 300:
+                names["names"] = {t["name"] for t in self.admin().tasks(prefix=cfg.bucket + "_")}
+                names["at"] = time.monotonic()
+            return set(names["names"])
+
+        return Backfill(cfg.bucket, cfg.timezone, lambda runs: self.admin().run_tasks(runs),
+                        task_names)
+
     def stats(self) -> Engine:
-        """This process's Stats API engine (its InfluxDB client is created after fork)."""
+        """This process's Stats API engine."""
         with self._lock:
-            if self._engine is None or self._engine_pid != os.getpid():
-                t = self.target
-                admin = InfluxAdmin(t.url, t.org, t.token)
+            admin = self.admin()
+            if self._engine is None:
                 prefix = self.config.bucket + "_"
                 self._engine = Engine(self.config, admin,
                                       Watermarks(lambda: admin.tasks(prefix), self.config.bucket))
-                self._engine_pid = os.getpid()
             return self._engine
 
     def close(self) -> None:
@@ -113,12 +138,6 @@ class AnalyticsState:
     def track(self, action: str) -> TrackDecorator:
         self.usage.check_secret()  # bound to an app: a missing secret fails at decoration time
         return self.usage.track(action)
-
-
-def set_aside_retention(cfg: Config) -> int:
-    """Lines set aside in the spool are kept as long as raw points, and never more than 30 days."""
-    month = 30 * 86400
-    return min(cfg.raw_retention, month) if cfg.raw_retention else month
 
 
 def current_state() -> AnalyticsState:

@@ -14,7 +14,7 @@ from analytics_bp.cardinality import TagGuard
 from analytics_bp.collector import Collector, RequestParts
 from analytics_bp.points import line
 
-from .conftest import CHROME_UA, Influx
+from .conftest import CHROME_UA, Influx, flush
 from .test_rollups import run, setup_rollups, write
 
 
@@ -120,3 +120,63 @@ def test_set_aside_lines_are_deleted_after_the_raw_retention(make_app: Any, tmp_
         os.utime(path, (three_days_ago, three_days_ago))
     app.extensions["analytics"].sink()  # a writer starts: it prunes
     assert sorted(p.name for p in rejected.iterdir()) == ["2-fresh.lp", "2-fresh.reason"]
+
+
+def test_late_points_reach_every_rollup_level(make_app: Any, influx: Influx, bucket: str) -> None:
+    """A 6-hour InfluxDB outage, and points from days and months back (a client clock behind):
+    the scheduled runs have passed those windows, yet after delivery every rollup equals what the
+    raw data says, because the writer re-ran exactly the windows its late points fell in."""
+    from datetime import date
+
+    app = make_app()
+    setup_rollups(influx, bucket)
+    now = datetime.now(UTC)
+    hour = now.replace(minute=0, second=0, microsecond=0)
+    outage = [hour - timedelta(hours=h, minutes=17) for h in range(1, 7)]
+    old_day = hour - timedelta(days=3, hours=2)
+    old_month = (hour.replace(day=1) - timedelta(days=70)).replace(hour=12)
+    # The scheduler already ran for those windows, while InfluxDB had none of these points:
+    hourly_runs = {(t + timedelta(hours=1)).replace(minute=0) for t in outage}
+    scheduled = [(f"{bucket}_hourly", t) for t in hourly_runs]
+    scheduled += [(f"{bucket}_daily",
+                   datetime.combine(d.date() + timedelta(days=1), datetime.min.time(), UTC))
+                  for d in (old_day, old_month)]
+    scheduled += [(f"{bucket}_monthly", (old_month.replace(day=1) + timedelta(days=32)).replace(day=1))]
+    results = influx.admin.run_tasks([(n, t.strftime("%Y-%m-%dT%H:%M:%SZ")) for n, t in scheduled])
+    assert {r["status"] for r in results} == {"success"}
+
+    sink = app.extensions["analytics"].sink()
+    moments = [*outage, old_day, old_month]
+    for i, moment in enumerate(moments):  # what the spool held: accepted back then, delivered now
+        for j in range(i + 1):
+            tags = {"domain": "example.com", "page": f"/p{i}", "source": "direct", "browser": "B",
+                    "os": "O", "device": "desktop", "country": "unknown"}
+            sink.write(line("pageview", tags,
+                            {"count": 1, "visitor": f"v{j}", "sess_id": f"s{j}"},
+                            int(moment.timestamp() * 1e9) + j))
+    flush(app)
+    assert sink.backfill is not None and sink.backfill.runs >= len(outage) + 2 + 1
+
+    hourly = {r["_time"]: r["_value"] for r in influx.query(
+        'from(bucket: b) |> range(start: 0) |> filter(fn: (r) => r._measurement == "pageviews") '
+        '|> group(columns: ["_time"]) |> sum()', b=bucket + "_1h")}
+    assert hourly == {m.replace(minute=0): i + 1 for i, m in enumerate(moments)}
+    daily = {r["_time"].date(): r["_value"] for r in influx.query(
+        'from(bucket: b) |> range(start: 0) |> filter(fn: (r) => r._measurement == "traffic" and '
+        'r._field == "pageviews")', b=bucket + "_1d")}
+    assert daily[old_day.date()] == 7 and daily[old_month.date()] == 8
+    monthly = {r["_time"].date(): r["_value"] for r in influx.query(
+        'from(bucket: b) |> range(start: 0) |> filter(fn: (r) => r._measurement == "traffic" and '
+        'r._field == "pageviews")', b=bucket + "_1mo")}
+    assert monthly[date(old_month.year, old_month.month, 1)] == 8
+
+
+def test_the_notice_and_the_docs_say_the_same_true_thing(make_app: Any) -> None:
+    notice = make_app(ANALYTICS_RAW_RETENTION="14d").test_client().get(
+        "/analytics/privacy", headers={"Accept": "application/json"}).get_json()
+    retention = notice["settings"]["ANALYTICS_RAW_RETENTION"]
+    assert "14 days and then deleted" in retention and "count as personal data" in retention
+    assert "could not be stored are deleted after at most 14 days" in retention
+    docs = (Path(__file__).parent.parent / "docs" / "privacy.md").read_text()
+    assert "ANALYTICS_SPOOL_DIR/rejected` | as long as raw points, at most 30 days" in docs
+    assert "pseudonymous personal data" in docs and "stores no IP address or personal data" not in docs

@@ -7,6 +7,7 @@ import re
 import statistics
 import sys
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -313,17 +314,60 @@ def substitute(query: str, bucket: str, domain_regex: str = ".*") -> str:
                                  domain_regex=domain_regex)
 
 
-EXPECTED_FIRST_ROWS = {
-    "Top pages": lambda rows, data: rows[0]["_value"] == max(
-        Counter((r["domain"], r["page"]) for r in data).values()),
-    "Pageviews": lambda rows, data: sum(r["_value"] for r in rows) == len(data),
-    "Countries": lambda rows, data: {r["country"]: r["_value"] for r in rows} == dict(
-        Counter(r["country"] for r in data)),
+def day_of(r: dict[str, Any]) -> Any:
+    """The day a panel row is about: aggregateWindow stamps a window at its end."""
+    return (r["_time"] - timedelta(days=1)).date()
+
+
+def daily(field: str) -> Callable[[list[dict[str, Any]], list[dict[str, Any]]], bool]:
+    """A per-day traffic panel shows exactly the daily rollup's figure for each domain and day."""
+    def check(rows: list[dict[str, Any]], data: list[dict[str, Any]]) -> bool:
+        expected = {(day.date(), domain): value
+                    for (day, domain, name), value in expected_daily_traffic(data).items() if name == field}
+        return {(day_of(r), r["domain"]): r["_value"] for r in rows} == pytest.approx(expected)
+    return check
+
+
+def tops(*keys: str) -> Callable[[list[dict[str, Any]], list[dict[str, Any]]], bool]:
+    """A top-N table shows the exact counts, largest first."""
+    def check(rows: list[dict[str, Any]], data: list[dict[str, Any]]) -> bool:
+        got = {tuple(r[k] for k in keys): r["_value"] for r in rows}
+        values = [r["_value"] for r in rows]
+        return got == dict(Counter(tuple(r[k] for k in keys) for r in data)) and values == sorted(
+            values, reverse=True)
+    return check
+
+
+EVENT_DAY = DAYS[1].date()
+EXPECTED_ROWS: dict[str, Callable[[list[dict[str, Any]], list[dict[str, Any]]], bool]] = {
+    "Pageviews": lambda rows, data: {(day_of(r), r["domain"]): r["_value"] for r in rows} == dict(
+        Counter((r["time"].date(), r["domain"]) for r in data)),
+    "Unique visitors per day": daily("visitors"),
+    "Sessions per day": daily("sessions"),
+    "Pages per session": daily("pages_per_session"),
+    "Median load time (ms)": daily("load_ms_median"),
+    "Bounce rate (%)": lambda rows, data: {(r["_time"].date(), r["domain"]): r["_value"] for r in rows}
+    == pytest.approx({(day.date(), domain): 100 * value / expected_daily_traffic(data)[
+        (day, domain, "sessions")] for (day, domain, name), value in expected_daily_traffic(data).items()
+        if name == "bounces"}),
+    "Top pages": tops("domain", "page"),
+    "Sources": tops("domain", "source"),
+    "Browsers, OS and devices": tops("browser", "os", "device"),
+    "Countries": tops("country"),
+    "Timezones and platforms": tops("timezone", "platform"),
+    "Events": lambda rows, data: {(day_of(r), r["event"]): r["_value"] for r in rows} == {
+        (EVENT_DAY, "socialclick"): 3, (EVENT_DAY, "signup"): 1},
     "Events with notes": lambda rows, data: {(r["event"], r.get("label")): r["_value"]
                                              for r in rows} == {
         ("socialclick", "twitter"): 2, ("socialclick", "mastodon"): 1, ("signup", None): 1},
+    "Usage by action": lambda rows, data: [(day_of(r), r["action"], r["_value"]) for r in rows] == [
+        (EVENT_DAY, "docs.extract", 2)],
+    "Counts by category and event": lambda rows, data: [
+        (r["category"], r["event"], r["_value"]) for r in rows] == [("api", "call", 5)],
     "Distinct identifiers per period": lambda rows, data: [
         (r["category"], r["period"], r["_value"]) for r in rows] == [("logins", "day", 7)],
+    "Rejected beacons by reason": lambda rows, data: [(day_of(r), r["reason"], r["_value"])
+                                                      for r in rows] == [(EVENT_DAY, "bad_json", 3)],
     "annotation Marks": lambda rows, data: [r["_value"] for r in rows] == ["deploy v2"],
     "variable domain": lambda rows, data: [r["_value"] for r in rows] == ["a.example",
                                                                           "b.example"],
@@ -334,13 +378,12 @@ def test_every_dashboard_query_runs_on_the_rollups(influx: Influx, rolled: Any) 
     bucket, loaded = rolled
     queries = grafana_queries()
     assert len(queries) >= 18
+    assert {title for _, title, _ in queries} == set(EXPECTED_ROWS)  # every panel has exact values
     for board, title, query in queries:
         assert "v.timeRangeStart" in query or title.startswith("variable")
         rows = influx.query(substitute(query, bucket))
         assert rows, f"{board}/{title} returned nothing"
-        check = EXPECTED_FIRST_ROWS.get(title)
-        if check:
-            assert check(rows, loaded), f"{board}/{title}: {rows[:3]}"
+        assert EXPECTED_ROWS[title](rows, loaded), f"{board}/{title}: {rows[:3]}"
     # the domain variable narrows every panel that has a domain
     only_b = influx.query(substitute(dict(((t, q) for _, t, q in queries))["Pageviews"], bucket,
                                      re.escape("b.example")))

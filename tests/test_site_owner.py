@@ -33,7 +33,7 @@ def test_template_helper_renders_the_exact_tag(make_app: Any) -> None:
     assert html == (
         f'<head><script defer src="/analytics/agent.js" integrity="{sri(served)}" '
         'crossorigin="anonymous"></script></head><footer>This site counts visits without '
-        "cookies and stores no IP address or personal data. Do Not Track is honoured. "
+        "cookies and stores no IP address; visit records expire. Do Not Track is honoured. "
         '<a href="/analytics/privacy">Details</a></footer>')
     assert with_stub.startswith("<script>window.recordEvent=window.recordEvent||function(){")
     assert with_stub.endswith('crossorigin="anonymous" data-endpoint="https://stats.example.com/a"'
