@@ -4,9 +4,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 AGENT_SRC := agent_js/src/agent.js agent_js/src/dashboard.js agent_js/src/dashboard.css agent_js/build.mjs agent_js/package.json
-AGENT_OUT := analytics_bp/static/agent.min.js
+AGENT_OUT := agent_js/dist/agent.min.js
 
-.PHONY: run test lint unit bench agent influxd system-deps clean
+.PHONY: run test lint unit bench agent assets influxd system-deps clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -22,11 +22,13 @@ agent_js/node_modules/.package-lock.json: agent_js/package.json agent_js/package
 
 $(AGENT_OUT): $(AGENT_SRC) agent_js/node_modules/.package-lock.json
 	cd agent_js && npm run --silent build
-	mkdir -p analytics_bp/static
-	cp agent_js/dist/agent.min.js agent_js/dist/agent.debug.js agent_js/dist/dashboard.js \
-	  agent_js/dist/dashboard.css analytics_bp/static/
 
+# Build the agent and dashboard into agent_js/dist (a test checks the package's copies against it).
 agent: $(AGENT_OUT)
+
+# After changing agent_js/src, nginx/ or grafana/: copy them into the package, then commit.
+assets: agent
+	$(PY) scripts/package_assets.py
 
 influxd:
 	@scripts/influxd.sh
@@ -40,11 +42,11 @@ test: system-deps $(STAMP) agent
 	$(MAKE) --no-print-directory lint && \
 	$(VENV)/bin/pytest -q -p no:cacheprovider
 
-run: system-deps $(STAMP) agent
-	@INFLUXD="$$(scripts/influxd.sh)" && export INFLUXD && exec $(PY) -m analytics_bp.devstack
+run: system-deps $(STAMP)
+	@INFLUXD="$$(scripts/influxd.sh)" && export INFLUXD && exec $(PY) -m analytics_bp.dev.devstack
 
 bench: system-deps $(STAMP) agent
 	@INFLUXD="$$(scripts/influxd.sh)" && export INFLUXD && exec $(PY) bench/run.py
 
 clean:
-	rm -rf $(VENV) .run analytics_bp/static agent_js/dist agent_js/node_modules
+	rm -rf $(VENV) .run agent_js/dist agent_js/node_modules

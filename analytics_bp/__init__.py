@@ -7,14 +7,20 @@ configured from environment variables (`gunicorn 'analytics_bp:create_app()'`).
 from __future__ import annotations
 
 import os
+from importlib.metadata import PackageNotFoundError, version
 
 from flask import Flask
+
+try:
+    __version__ = version("analytics_bp")
+except PackageNotFoundError:  # pragma: no cover - running from a tree that was never installed
+    __version__ = "0+unknown"
 
 from .extension import Analytics
 from .settings import ConfigError, from_environ, server_setting
 from .state import AnalyticsState, close_all
 
-__all__ = ["Analytics", "AnalyticsState", "ConfigError", "close_all", "create_app"]
+__all__ = ["Analytics", "AnalyticsState", "ConfigError", "__version__", "close_all", "create_app"]
 
 
 def create_app(**overrides: object) -> Flask:
@@ -26,7 +32,7 @@ def create_app(**overrides: object) -> Flask:
     app.config.update(overrides)
     Analytics(app)
     if app.config.get("ANALYTICS_DEMO") or server_setting("ANALYTICS_DEMO"):
-        from .demo import register_demo
+        from .dev.demo import register_demo
 
         register_demo(app)
     return app

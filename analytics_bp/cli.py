@@ -1,15 +1,18 @@
-"""`flask analytics ...`: setup, tasks, snippet."""
+"""`flask analytics ...`: setup, tasks, snippet, export."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import click
 from flask.cli import AppGroup
 
-from . import rollups
+from . import __version__, deploy, rollups
 from .influx import InfluxAdmin
 from .state import AnalyticsState, current_state
 
-analytics_cli = AppGroup("analytics", help="Analytics: buckets, tasks and the site snippet.")
+analytics_cli = click.version_option(__version__, prog_name="analytics_bp")(
+    AppGroup("analytics", help="Analytics: buckets, tasks, the site snippet, deployment files."))
 
 
 def admin_for_app() -> tuple[InfluxAdmin, AnalyticsState]:
@@ -55,3 +58,25 @@ def snippet_command(origin: str) -> None:
     state = current_state()
     click.echo(queue_stub())
     click.echo(script_tag(origin.rstrip("/") + state.config.url_prefix))
+
+
+@analytics_cli.group("export")
+def export_group() -> None:
+    """Write the deployment files the package carries into a directory."""
+
+
+@export_group.command("grafana")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+def export_grafana(directory: Path) -> None:
+    """Grafana provisioning (datasource at this app's InfluxDB) and the three dashboards."""
+    for written in deploy.export_grafana(current_state().config, current_state().target, directory):
+        click.echo(f"wrote {written}")
+    click.echo("the datasource reads its token from INFLUXDB_V2_TOKEN in Grafana's environment")
+
+
+@export_group.command("nginx")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+def export_nginx(directory: Path) -> None:
+    """The nginx drop-in (serving the agent from DIRECTORY/static) and the example server."""
+    for written in deploy.export_nginx(current_state().config, directory):
+        click.echo(f"wrote {written}")

@@ -14,7 +14,7 @@ from importlib import resources
 
 from flask import Blueprint, Response, jsonify, render_template, request
 
-from . import dashboard
+from . import __version__, dashboard
 from .collector import Outcome, RequestParts
 from .state import AnalyticsState, current_state
 
@@ -77,7 +77,8 @@ def health() -> tuple[Response, int]:
     ok = reachable and not writer["spool_error"]
     body: dict[str, object] = {"status": "ok" if ok else "unavailable"}
     if _local_caller() or dashboard.authorised():
-        body.update(influxdb={"reachable": reachable, "bucket": state.config.bucket}, writer=writer)
+        body.update(version=__version__, writer=writer,
+                    influxdb={"reachable": reachable, "bucket": state.config.bucket})
     return jsonify(body), 200 if ok else 503
 
 

@@ -27,8 +27,8 @@ import profile_hot_path
 import rollup_query
 import stats_api
 
+from analytics_bp.dev.localinflux import InfluxCredentials, LocalInflux
 from analytics_bp.influx import InfluxTarget
-from analytics_bp.localinflux import InfluxCredentials, LocalInflux
 from tests.admin import Admin
 
 BENCH = Path(__file__).resolve().parent

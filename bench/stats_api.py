@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from analytics_bp import create_app
-from analytics_bp.localinflux import InfluxCredentials
+from analytics_bp.dev.localinflux import InfluxCredentials
 
 TOKEN = "bench-dashboard-token-" + "b" * 20
 SITE = "a.example"

@@ -19,7 +19,7 @@ from flask import Flask
 from influxdb_client import InfluxDBClient
 
 from analytics_bp import create_app
-from analytics_bp.localinflux import InfluxCredentials, LocalInflux
+from analytics_bp.dev.localinflux import InfluxCredentials, LocalInflux
 
 from .admin import Admin
 

@@ -14,8 +14,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from analytics_bp.localinflux import free_port
-from analytics_bp.process import ChildProcess, http_ok
+from analytics_bp.dev.localinflux import free_port
+from analytics_bp.dev.process import ChildProcess, http_ok
 
 ROOT = Path(__file__).parent.parent
 NGINX = "/usr/sbin/nginx"
@@ -122,7 +122,7 @@ class Nginx:
     """A real nginx (Debian's) running the shipped config, rendered for this machine."""
 
     def __init__(self, upstream: str, workdir: Path, rate: str = "10r/s") -> None:
-        from analytics_bp.nginxconf import render_example
+        from analytics_bp.dev.nginxconf import render_example
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"

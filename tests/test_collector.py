@@ -244,7 +244,7 @@ def test_health_reports_writer_and_influx(make_app: Any) -> None:
 
 
 def test_health_is_503_when_influx_is_unreachable(make_app: Any) -> None:
-    from analytics_bp.localinflux import free_port
+    from analytics_bp.dev.localinflux import free_port
 
     app = make_app(INFLUXDB_V2_URL=f"http://127.0.0.1:{free_port()}")
     resp = app.test_client().get("/analytics/health")

@@ -14,7 +14,8 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from analytics_bp import demo_traffic, rollups, settings
+from analytics_bp import rollups, settings
+from analytics_bp.dev import demo_traffic
 from analytics_bp.influx import InfluxTarget
 from analytics_bp.sink import Sink
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
+from analytics_bp.dev.localinflux import InfluxCredentials, LocalInflux
 from analytics_bp.influx import InfluxTarget
-from analytics_bp.localinflux import InfluxCredentials, LocalInflux
 from analytics_bp.sink import Sink
 from analytics_bp.spool import unframe
 

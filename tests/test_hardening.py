@@ -151,7 +151,7 @@ def test_lines_influx_refuses_are_set_aside_alone_and_the_rest_delivered(
 COMMANDS = {
     "flask": ["flask", "analytics", "setup"],
     "gunicorn": ["gunicorn", "-c", "gunicorn.conf.py", "analytics_bp:create_app()"],
-    "make run": ["python", "-m", "analytics_bp.devstack"],
+    "make run": ["python", "-m", "analytics_bp.dev.devstack"],
 }
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from influxdb_client import Point, WritePrecision
 from influxdb_client.client.write_api import SYNCHRONOUS, WriteOptions
 
-from analytics_bp.localinflux import LocalInflux, http_json
+from analytics_bp.dev.localinflux import LocalInflux, http_json
 from analytics_bp.rollups import render
 
 from .conftest import Influx

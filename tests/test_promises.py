@@ -102,7 +102,7 @@ def test_health_details_only_for_this_host_or_the_dashboards_callers(make_app: A
                                                            "Authorization": f"Bearer {token}"})
     local = client.get("/analytics/health")  # straight to the app, from this host
     for resp in (authorised, local):
-        assert {"status", "influxdb", "writer"} == set(resp.get_json())
+        assert {"status", "version", "influxdb", "writer"} == set(resp.get_json())
 
 
 def test_set_aside_lines_are_deleted_after_the_raw_retention(make_app: Any, tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-NGINX_DIR = Path(__file__).parent.parent / "nginx"
+NGINX_DIR = Path(__file__).resolve().parent.parent / "deploy" / "nginx"  # the shipped copy
 
 
 def render_example(listen: str, upstream: str, prefix: str, static_root: str,

@@ -19,12 +19,12 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TypeVar
 from zoneinfo import ZoneInfo
 
-from . import privacy
-from .cardinality import TagGuard
-from .collector import Collector, RequestParts
-from .enrich import CountryLookup
-from .points import line
-from .settings import Config
+from .. import privacy
+from ..cardinality import TagGuard
+from ..collector import Collector, RequestParts
+from ..enrich import CountryLookup
+from ..points import line
+from ..settings import Config
 
 DEMO_SITE = "demo.test"
 PAGES = [("/", 30), ("/pricing", 12), ("/docs/start", 10), ("/docs/api", 6), ("/blog/self-hosting", 8),

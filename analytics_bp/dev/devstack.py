@@ -19,12 +19,13 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import demo_traffic, rollups, settings
+from .. import rollups, settings
+from ..influx import InfluxAdmin, InfluxTarget
+from ..sink import Sink
+from . import demo_traffic
 from .demo_traffic import DEMO_SITE
-from .influx import InfluxAdmin, InfluxTarget
 from .localinflux import InfluxCredentials, LocalInflux, free_port
 from .process import ChildProcess, http_ok
-from .sink import Sink
 
 RUN = Path(".run")
 DEFAULTS = {

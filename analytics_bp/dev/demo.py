@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask, Response, render_template
 
-from .state import current_state
+from ..state import current_state
 
 
 def demo_page() -> Response:

@@ -1,0 +1,65 @@
+"""The deployment files the package carries (nginx/, grafana/ copies, see scripts/package_assets.py)
+and how `flask analytics export` writes them out for this app's settings."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from importlib.resources.abc import Traversable
+from pathlib import Path
+
+from ..settings import Config, InfluxTarget
+
+HERE = resources.files("analytics_bp") / "deploy"
+AGENT_FILES = ("agent.min.js", "agent.debug.js")
+
+
+def _files(folder: Traversable, prefix: Path = Path()) -> list[tuple[Path, Traversable]]:
+    out: list[tuple[Path, Traversable]] = []
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if entry.is_dir():
+            out += _files(entry, prefix / entry.name)
+        elif not entry.name.endswith((".py", ".pyc")):
+            out.append((prefix / entry.name, entry))
+    return out
+
+
+def export_grafana(cfg: Config, target: InfluxTarget, directory: Path) -> list[Path]:
+    """Dashboards and provisioning; the datasource names this app's InfluxDB URL, organisation and
+    bucket (quoted as YAML strings); the token stays `${INFLUXDB_V2_TOKEN}`, never written out."""
+    written = []
+    for relative, source in _files(HERE / "grafana"):
+        text = source.read_text()
+        if relative.name == "analytics.yaml" and "datasources" in relative.parts:
+            text = (text.replace("${INFLUXDB_V2_URL}", json.dumps(target.url))
+                    .replace("${INFLUXDB_V2_ORG}", json.dumps(target.org))
+                    .replace("${ANALYTICS_BUCKET}", json.dumps(cfg.bucket)))
+        elif relative.name == "analytics.yaml":
+            text = text.replace("/var/lib/grafana/dashboards/analytics",
+                                str((directory / "dashboards").resolve()))
+        written.append(_write(directory / relative, text))
+    return written
+
+
+def export_nginx(cfg: Config, directory: Path) -> list[Path]:
+    """The drop-in and the example server, with the agent files beside them in `static/`."""
+    static = (directory / "static").resolve()
+    written = []
+    for name in AGENT_FILES:
+        data = (resources.files("analytics_bp") / "static" / name).read_bytes()
+        target = static / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        written.append(target)
+    for relative, source in _files(HERE / "nginx"):
+        text = source.read_text().replace("/srv/analytics_bp/static", str(static))
+        if cfg.url_prefix != "/analytics":
+            text = text.replace("/analytics/", f"{cfg.url_prefix}/")
+        written.append(_write(directory / relative, text))
+    return written
+
+
+def _write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
