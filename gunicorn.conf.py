@@ -26,12 +26,15 @@ loglevel = server_setting("ANALYTICS_LOG_LEVEL")
 
 
 def on_starting(server: object) -> None:
-    """Check every setting in the master, before any worker: a bad one is one line, then exit 2."""
+    """Check every setting in the master, before any worker: a bad one is one line, then exit 2.
+    Only for this collector (the benchmark's bare Flask baseline runs with this file too)."""
     import os
 
     from analytics_bp.settings import from_environ, startup_check
 
-    startup_check(from_environ(os.environ), "gunicorn")
+    app_uri = str(getattr(getattr(server, "app", None), "app_uri", ""))
+    if app_uri.startswith("analytics_bp"):
+        startup_check(from_environ(os.environ), "gunicorn")
 
 
 def worker_exit(server: object, worker: object) -> None:
