@@ -48,6 +48,7 @@ class Gunicorn:
                     "ANALYTICS_WORKERS": str(workers)}
         self.log_path = log or Path(env.get("ANALYTICS_STATE_DIR", "/tmp")) / "gunicorn.log"
         self.ready_path = ready_path  # /analytics/health needs InfluxDB; agent.js does not
+        self.app = app
         self.child = ChildProcess(
             "gunicorn", [str(VENV_BIN / "gunicorn"), "-c", str(ROOT / "gunicorn.conf.py"),
                          *extra_args, app], self.log_path, env=self.env, cwd=ROOT)
