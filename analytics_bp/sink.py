@@ -128,18 +128,23 @@ class Sink:
 
     # -- request path -------------------------------------------------------------------------
     def write(self, line: str) -> None:
-        """Buffer a line. Past `max_buffered` (possible only while the spool refuses writes, for
-        callers that do not check `accepting`, such as the usage API) the line is dropped and
-        counted: memory stays bounded whatever happens to the disk."""
+        """Buffer a line. At `max_buffered` lines the caller commits the buffer itself (a writer
+        faster than the commit thread is slowed down, never dropped); only while the spool's disk
+        refuses writes is a line past the cap dropped and counted (`dropped_points`), so memory
+        stays bounded whatever happens to the disk. Beacons never get that far: `accepting` is
+        False at the cap, and the collector answers 503."""
         with self._lock:
-            if len(self._buffer) >= self.max_buffered:
-                dropped = True
-            else:
-                dropped = False
+            over = len(self._buffer) >= self.max_buffered
+            if not over:
                 self._buffer.append(line)
             full = len(self._buffer) >= self.batch_size
-        if dropped:
-            self._bump("dropped_points", 1)
+        if over:
+            if self.stats["spool_error"]:
+                self._bump("dropped_points", 1)
+                return
+            self.commit()
+            with self._lock:
+                self._buffer.append(line)
         if full:
             self._wake.set()
 

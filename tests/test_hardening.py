@@ -373,3 +373,19 @@ def test_odd_but_valid_inputs_follow_the_documented_policy(make_app: Any, name: 
     resp = post(make_app(), "pageview", body, **headers)
     assert resp.status_code == status
     assert resp.headers.get("X-Analytics-Reason", "") == reason
+
+
+def test_a_writer_faster_than_the_commit_thread_is_slowed_never_dropped(
+        influx: Influx, bucket: str, tmp_path: Path) -> None:
+    """What `make bench` caught: a bulk writer (the usage API in a loop, the demo month) must not
+    lose points to the buffer's cap while the disk takes writes."""
+    sink = Sink(target_for(influx, bucket), str(tmp_path / "spool"), flush_interval=60,
+                max_buffered=1000)
+    try:
+        for i in range(25_000):
+            sink.write(f"bulk,t=a v=1i {1700000000000000000 + i}")
+        assert sink.drain(timeout=60)
+        assert sink.health()["dropped_points"] == 0
+    finally:
+        sink.close()
+    assert read(influx, bucket, "|> group() |> count()")[0]["_value"] == 25_000
