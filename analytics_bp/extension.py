@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from flask import Flask, current_app, render_template
+from flask import Flask, render_template
 from flask_cors import CORS
 from markupsafe import Markup
 
@@ -95,9 +95,8 @@ class Analytics:
     # The server-side usage API (seeds 000 and 001), for the app handling the current request.
     @staticmethod
     def state() -> AnalyticsState:
-        """The current app's analytics (inside a request or an app context)."""
-        if not current_app:  # pragma: no cover - current_app raises outside a context
-            raise RuntimeError("no app context")
+        """The current app's analytics (inside a request or an app context; outside one, Flask's
+        RuntimeError says so)."""
         return current_state()
 
     def log_event(self, module: str, func: str, user_id: str | None, **fields: Any) -> None:
