@@ -34,7 +34,7 @@ def on_starting(server: object) -> None:
 
     app_uri = str(getattr(getattr(server, "app", None), "app_uri", ""))
     if app_uri.startswith("analytics_bp"):
-        startup_check(from_environ(os.environ), "gunicorn")
+        startup_check(from_environ(os.environ), "gunicorn", workers)  # one writer slot per process
 
 
 def worker_exit(server: object, worker: object) -> None:

@@ -36,18 +36,26 @@ class UniqueClock:
         return now_us * 1000 + self.slot
 
 
-def claim_slot(directory: Path) -> tuple[int, int]:
-    """Exclusively lock one of SLOTS slot files; returns (slot, the lock's file descriptor).
+def host_slots(host_id: int | None, per_host: int) -> range:
+    """The slots this host's writers may use: all of them on a single host, else the host's own
+    share (ANALYTICS_HOST_ID x ANALYTICS_SLOTS_PER_HOST), so that two hosts never share a slot."""
+    if host_id is None:
+        return range(SLOTS)
+    return range(host_id * per_host, (host_id + 1) * per_host)
 
-    The lock lives as long as the descriptor: a dead process's slot is free again at once."""
+
+def claim_slot(directory: Path, slots: range = range(SLOTS)) -> tuple[int, int]:
+    """Exclusively lock one slot of `slots` (lowest free first); returns (slot, the lock's file
+    descriptor). The lock lives as long as the descriptor: a dead process's slot is free again at
+    once. Lowest first, not by pid: containers' workers have equal pids anyway, so uniqueness
+    across hosts must come from the host's share of the slots, never from chance."""
     directory.mkdir(parents=True, exist_ok=True)
-    first = os.getpid() % SLOTS
-    for i in range(SLOTS):
-        slot = (first + i) % SLOTS
+    for slot in slots:
         fd = os.open(directory / f"{slot:03d}.lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return slot, fd
         except OSError:
             os.close(fd)
-    raise RuntimeError(f"all {SLOTS} writer slots in {directory} are taken")
+    raise RuntimeError(f"all {len(slots)} writer slots of this host ({slots.start}-{slots.stop - 1}) "
+                       f"in {directory} are taken: fewer workers, or more ANALYTICS_SLOTS_PER_HOST")

@@ -37,11 +37,17 @@ class ConfigError(ValueError, click.ClickException):
         return self.message
 
 
-def startup_check(config: Mapping[str, Any], program: str) -> None:
-    """Load every setting (and where InfluxDB is) before a server starts; on a bad one, print one
-    line and exit 2: no traceback, nothing started."""
+def startup_check(config: Mapping[str, Any], program: str, workers: int = 0) -> None:
+    """Load every setting (and where InfluxDB is) before a server starts, and check that its
+    `workers` have a writer slot each; on a problem, print one line and exit 2: no traceback,
+    nothing started."""
     try:
-        influx_target(config, load(config).bucket)
+        cfg = load(config)
+        influx_target(config, cfg.bucket)
+        if workers > len(cfg.writer_slots):
+            raise ConfigError(f"ANALYTICS_WORKERS={workers}: expected at most {len(cfg.writer_slots)} "
+                              "worker processes on this host (ANALYTICS_SLOTS_PER_HOST writer slots "
+                              "with ANALYTICS_HOST_ID)")
     except ConfigError as err:
         print(f"{program}: {err}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -105,6 +111,16 @@ def _int_at_least(low: int) -> Callable[[Any], int]:
         return number
 
     return parse
+
+
+def _host_id(value: Any) -> int | None:
+    text = _as_str(value)
+    if not text:
+        return None
+    number = _as_int(text)
+    if number < 0:
+        raise ValueError("expected a host number >= 0, or empty for a single host")
+    return number
 
 
 def _positive_float(value: Any) -> float:
@@ -187,6 +203,11 @@ SETTINGS: tuple[Setting, ...] = (
             "(default: <tmp>/analytics_bp-<uid>/spool)."),
     Setting("ANALYTICS_SPOOL_MAX_BYTES", 256 * 1024 * 1024, "Spool size at which beacons are "
             "answered 503 instead of being dropped.", _int_at_least(1)),
+    Setting("ANALYTICS_HOST_ID", "", "With several collector hosts on one InfluxDB: this host's "
+            "number (0, 1, 2, ...), unique per host; its writers use only its share of the 1,000 "
+            "writer slots. Empty: a single host using them all.", _host_id),
+    Setting("ANALYTICS_SLOTS_PER_HOST", 10, "Writer slots (so worker processes) per host when "
+            "ANALYTICS_HOST_ID is set: hosts x this must stay within 1,000.", _int_at_least(1)),
     Setting("ANALYTICS_MAX_BUFFERED", 50_000, "Points a worker holds in memory before beacons get "
             "503 (only reached while the spool's disk refuses writes).", _int_at_least(1)),
     Setting("ANALYTICS_FLUSH_INTERVAL", 1.0, "Seconds between group commits of accepted points "
@@ -273,6 +294,8 @@ class Config:
     state_dir: str
     spool_dir: str
     spool_max_bytes: int
+    host_id: int | None
+    slots_per_host: int
     max_buffered: int
     flush_interval: float
     batch_size: int
@@ -286,6 +309,13 @@ class Config:
     usage_log: bool
     timezone: str
     dashboard_token: str
+
+    @property
+    def writer_slots(self) -> range:
+        """The writer slots of this host (clock.host_slots)."""
+        from .clock import host_slots
+
+        return host_slots(self.host_id, self.slots_per_host)
 
     @property
     def set_aside_retention(self) -> int:
@@ -364,6 +394,10 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(
             f"ANALYTICS_RAW_RETENTION={cfg.raw_retention // 86400}d: expected at least 32d with "
             "ANALYTICS_SALT_PERIOD=month, so the monthly task still sees the whole month")
+    if cfg.host_id is not None and (cfg.host_id + 1) * cfg.slots_per_host > 1000:
+        last = 1000 // cfg.slots_per_host - 1
+        raise ConfigError(f"ANALYTICS_HOST_ID={cfg.host_id}: expected 0 to {last} with "
+                          f"ANALYTICS_SLOTS_PER_HOST={cfg.slots_per_host} (1,000 writer slots in all)")
     unknown = sorted(set(cfg.note_events) - set(cfg.permitted_events))
     if unknown:
         raise ConfigError(f"ANALYTICS_NOTE_EVENTS={','.join(cfg.note_events)!r}: expected events "

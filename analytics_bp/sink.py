@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from .backfill import Backfill
-from .clock import UniqueClock, claim_slot
+from .clock import SLOTS, UniqueClock, claim_slot
 from .influx import InfluxTarget, InfluxWriter, Posted
 from .points import CounterKey, counter_lines
 from .spool import Spool, frame, unframe
@@ -88,13 +88,14 @@ class Sink:
         max_buffered: int = 50_000,
         set_aside_retention: float = 30 * 86400,
         backfill: Backfill | None = None,
+        slots: range = range(SLOTS),
     ) -> None:
         self.target = target
         self.spool_max_bytes = spool_max_bytes
         self.max_buffered = max_buffered
         self.flush_interval = flush_interval
         self.batch_size = batch_size
-        self.slot, self._slot_fd = claim_slot(Path(spool_dir) / "slots")
+        self.slot, self._slot_fd = claim_slot(Path(spool_dir) / "slots", slots)
         self.clock = UniqueClock(self.slot)
         self.spool = Spool(spool_dir, self.slot)
         self.set_aside_retention = set_aside_retention

@@ -70,7 +70,7 @@ class AnalyticsState:
                 self._sink = Sink(self.target, cfg.spool_dir, cfg.spool_max_bytes,
                                   cfg.flush_interval, cfg.batch_size, max_buffered=cfg.max_buffered,
                                   set_aside_retention=cfg.set_aside_retention,
-                                  backfill=self._backfill())
+                                  backfill=self._backfill(), slots=cfg.writer_slots)
                 self._sink_pid = os.getpid()
             sink = self._sink
         assert sink is not None
