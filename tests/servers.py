@@ -122,7 +122,7 @@ class StaticSite:
 class Nginx:
     """A real nginx (Debian's) running the shipped config, rendered for this machine."""
 
-    def __init__(self, upstream: str, workdir: Path, rate: str = "10r/s") -> None:
+    def __init__(self, upstream: str | list[str], workdir: Path, rate: str = "10r/s") -> None:
         from analytics_bp.dev.nginxconf import render_example
 
         self.port = free_port()

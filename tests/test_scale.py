@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -60,3 +61,106 @@ def test_more_workers_than_slots_stops_gunicorn_with_one_line(tmp_path: Path) ->
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert ("gunicorn: ANALYTICS_WORKERS=5: expected at most 4 worker processes on this host"
             in done.stderr)
+
+
+def send_from(url: str, address: str, body: bytes) -> int:
+    import http.client
+    from urllib.parse import urlsplit
+
+    from .servers import CHROME_LIKE_UA
+
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10, source_address=(address, 0))
+    try:
+        conn.request("POST", "/analytics/pageview", body=body, headers={
+            "Content-Type": "text/plain", "User-Agent": CHROME_LIKE_UA})
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+def load(url: str, clients: list[str], seconds: float, page: str) -> dict[str, int]:
+    """Every client address sends the same pageview as fast as it can; 204s per client."""
+    import json
+    import threading
+    import time
+
+    body = json.dumps({"domain": "example.com", "page": page, "sess_id": "s"}).encode()
+    accepted = dict.fromkeys(clients, 0)
+    deadline = time.monotonic() + seconds
+
+    def run(address: str) -> None:
+        while time.monotonic() < deadline:
+            if send_from(url, address, body) == 204:
+                accepted[address] += 1
+
+    threads = [threading.Thread(target=run, args=(a,)) for a in clients]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return accepted
+
+
+def stored(influx: Any, bucket: str, page: str) -> int:
+    rows = influx.query('from(bucket: b) |> range(start: -1h) |> filter(fn: (r) => r._measurement == '
+                        '"pageview" and r._field == "count" and r.page == p) |> group() |> count()',
+                        b=bucket, p=page)
+    return int(rows[0]["_value"]) if rows else 0
+
+
+CAP = 6
+
+
+def test_two_hosts_behind_nginx_lose_points_without_host_ids_and_none_with(
+        influx: Any, bucket: str, tmp_path: Path) -> None:
+    """Two real collector hosts (own state and spool directories, one worker each) behind the
+    shipped nginx upstream, one influxd. Without host IDs both workers take slot 0, the worst case:
+    identical pageviews stamped in the same microsecond by both hosts overwrite each other. With
+    host IDs nothing is lost. Clients on 12 loopback addresses are routed by the consistent hash,
+    so each visitor is counted once, by one host."""
+    import json
+    import time
+
+    from .servers import Gunicorn, Nginx
+
+    clients = [f"127.0.0.{n}" for n in range(2, 14)]
+    outcomes = {}
+    for phase, host_ids in (("without", ("", "")), ("with", ("0", "1"))):
+        hosts = []
+        for n, host_id in enumerate(host_ids):
+            env = {**influx.creds.as_env(), "ANALYTICS_BUCKET": bucket, "ANALYTICS_HOST_ID": host_id,
+                   "ANALYTICS_PERMITTED_DOMAINS": "example.com", "ANALYTICS_TRUSTED_PROXIES": "1",
+                   "ANALYTICS_STATE_DIR": str(tmp_path / phase / f"host{n}"),
+                   "ANALYTICS_ACCESS_LOG": "/dev/null", "ANALYTICS_FLUSH_INTERVAL": "0.2",
+                   "ANALYTICS_MAX_TAG_VALUES": str(CAP)}
+            hosts.append(Gunicorn(env, workers=1).start())
+        try:
+            with Nginx([f"127.0.0.1:{h.port}" for h in hosts], tmp_path / phase, rate="100000r/s") as nginx:
+                accepted = load(nginx.url, clients, 8, f"/{phase}")
+                if phase == "with":  # 30 new pages from every client, on both hosts
+                    for i in range(30):
+                        body = json.dumps({"domain": "example.com", "page": f"/t{i}"}).encode()
+                        assert {send_from(nginx.url, c, body) for c in clients} == {204}
+        finally:
+            for host in hosts:
+                host.stop()
+        time.sleep(1)
+        outcomes[phase] = (sum(accepted.values()), stored(influx, bucket, f"/{phase}"))
+        assert all(accepted.values()), accepted  # every client got through
+    print("two hosts (sent, stored):", outcomes)
+    sent, kept = outcomes["without"]
+    assert sent > 5000 and kept < sent, outcomes  # the collision is real
+    sent, kept = outcomes["with"]
+    assert sent > 5000 and kept == sent, outcomes
+    visitors = influx.query('from(bucket: b) |> range(start: -1h) |> filter(fn: (r) => r._field == '
+                            '"visitor" and r.page == "/with") |> group() |> distinct() |> count()',
+                            b=bucket)
+    assert visitors[0]["_value"] == len(clients)  # one hash per client: one host per client
+    pages = {r["_value"] for r in influx.query(
+        'import "influxdata/influxdb/schema"\nschema.tagValues(bucket: b, tag: "page", start: -1h)',
+        b=bucket)}
+    new = {p for p in pages if p.startswith("/t")}
+    # The documented bound (docs/scaling.md): each host admits CAP values a month, "/with" among
+    # them, so at most 2 x (CAP - 1) of the new pages reach InfluxDB; the rest are "(other)".
+    assert CAP - 1 <= len(new) <= 2 * (CAP - 1) and "(other)" in pages, sorted(pages)

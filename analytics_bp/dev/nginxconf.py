@@ -13,14 +13,17 @@ from pathlib import Path
 NGINX_DIR = Path(__file__).resolve().parent.parent / "deploy" / "nginx"  # the shipped copy
 
 
-def render_example(listen: str, upstream: str, prefix: str, static_root: str,
+def render_example(listen: str, upstream: str | list[str], prefix: str, static_root: str,
                    rate: str = "10r/s") -> str:
+    """`upstream`: one collector's address, or several (the shipped config hashes clients)."""
+    servers = [upstream] if isinstance(upstream, str) else upstream
     dropin = (NGINX_DIR / "analytics.conf").read_text()
     dropin = dropin.replace("/srv/analytics_bp/static", static_root)
     dropin = dropin.replace("/var/log/nginx/analytics.log", f"{prefix}/analytics.log")
     dropin = dropin.replace("/var/log/nginx/analytics-error.log", f"{prefix}/analytics-error.log")
     example = (NGINX_DIR / "example.conf").read_text()
-    example = example.replace("server 127.0.0.1:8000;", f"server {upstream};")
+    example = example.replace("server 127.0.0.1:8000;",
+                              "\n    ".join(f"server {address};" for address in servers))
     example = example.replace("listen 80;", f"listen {listen};")
     example = example.replace("rate=10r/s", f"rate={rate}")
     example = example.replace("include /etc/nginx/snippets/analytics.conf;", dropin)
