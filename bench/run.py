@@ -21,6 +21,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # tests.servers: the real servers
 
+import capacity
 import http_load
 import ingest
 import profile_hot_path
@@ -108,7 +109,7 @@ def http_comparison(admin: Admin, creds: InfluxCredentials, state: Path) -> dict
             "accepted_and_stored": stored}
 
 
-def run(creds: InfluxCredentials, state: Path) -> dict[str, Any]:
+def run(creds: InfluxCredentials, state: Path, server: LocalInflux | None = None) -> dict[str, Any]:
     admin = Admin(creds.url, creds.org, creds.token, timeout_ms=600_000)
     results: dict[str, Any] = {"machine": machine(), "agent": agent_sizes()}
     progress("profiling the hot path in-process (pyinstrument)")
@@ -128,6 +129,10 @@ def run(creds: InfluxCredentials, state: Path) -> dict[str, Any]:
     biggest = max(RAW_POINTS)
     results["stats_api"] = stats_api.measure(creds, f"bench_rollup_{biggest}", str(state / "stats"),
                                              biggest, progress)
+    if server is not None and server.proc is not None:  # needs influxd's files and process here
+        task_s = next(q["task_s_per_day"] for q in results["rollup_query"] if q["raw_points"] == biggest)
+        results["capacity"] = capacity.measure(creds, admin, server.data_dir, server.proc.pid,
+                                               f"bench_rollup_{biggest}", biggest, task_s, state, progress)
     admin.close()
     return results
 
@@ -168,6 +173,23 @@ def table(r: dict[str, Any]) -> str:
         (f'dashboard: all {s["queries"]} queries, one after another', f'{s["page_p95_ms"]} ms p95',
          f'p50 {s["page_p50_ms"]} ms (goal <= 1 s)'),
     ]
+    c = r.get("capacity")
+    if c:
+        per_m = c["bytes_per_million"]
+        rows += [
+            ("collector: beacons per core-second", f'{c["beacons_per_collector_core_s"]:,}',
+             f'{c["requests"]:,} beacons, {c["collector_cpu_s"]} s of worker CPU (wrk, max rate)'),
+            ("influxd: points per core-second", f'{c["points_per_influxd_core_s"]:,}',
+             f'the same beacons stored, {c["influxd_cpu_s"]} s of influxd CPU'),
+            ("disk per million pageviews", f'{per_m["raw"] / 2**20:.1f} MiB raw',
+             f'_1h {per_m["_1h"] / 2**20:.2f} MiB, _1d {per_m["_1d"] / 2**20:.3f} MiB, '
+             f'_1mo {per_m["_1mo"] / 2**10:.1f} KiB'),
+            ("raw series, one site, one month", f'{c["raw_series_one_site_month"]:,}',
+             "bench dataset: 200 pages, 5 sources, 4 agents, 6 countries, 3 time zones"),
+            ("tasks per million pageviews", f'{c["daily_task_s_per_million"]} s daily',
+             f'{c["hourly_task_s_per_million"]} s hourly; influxd RSS '
+             f'{c["influxd_rss_bytes"] / 2**20:.0f} MiB'),
+        ]
     rows += [(f"agent {name}", f'{s["gzip_9"]} B gzip -9', f'{s["bytes"]} B minified')
              for name, s in r["agent"].items()]
     width = max(len(a) for a, _, _ in rows)
@@ -184,7 +206,7 @@ def main() -> None:
             progress("starting a throwaway influxd")
             with LocalInflux(data_dir=str(state / "influxd")) as server:
                 server.start()
-                results = run(server.onboard(), state)
+                results = run(server.onboard(), state, server)
     (BENCH / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     print(table(results))
     print(f"\nwritten: {BENCH / 'results.json'}, profile: {BENCH / 'profile.txt'}")
