@@ -77,9 +77,12 @@ def storage(admin: Admin, data_dir: Path, bucket: str, raw_points: int, days: in
     if any(r["status"] != "success" for r in results):
         raise RuntimeError(f"hourly runs failed: {[r for r in results if r['status'] != 'success'][:1]}")
     hourly_s = time.perf_counter() - started
+    # Each month's run at the next month's start, the current month's at today's midnight (a run
+    # scheduled in the future would wait for that time).
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     month_starts = sorted({(first_day + timedelta(days=d)).replace(day=1) for d in range(days + 1)})
-    monthly = [(f"{bucket}_monthly", (m + timedelta(days=32)).replace(day=1).strftime("%Y-%m-%dT%H:%M:%SZ"))
-               for m in month_starts]
+    monthly = [(f"{bucket}_monthly", min((m + timedelta(days=32)).replace(day=1), today)
+                .strftime("%Y-%m-%dT%H:%M:%SZ")) for m in month_starts]
     if any(r["status"] != "success" for r in admin.run_tasks(monthly, timeout=600)):
         raise RuntimeError("monthly runs failed")
     sizes = {suffix or "raw": bucket_bytes(admin, data_dir, bucket + suffix)
