@@ -37,13 +37,15 @@ class ConfigError(ValueError, click.ClickException):
         return self.message
 
 
-def startup_check(config: Mapping[str, Any], program: str, workers: int = 0) -> None:
+def startup_check(config: Mapping[str, Any], program: str, workers: int = 0,
+                  needs_influx: bool = True) -> None:
     """Load every setting (and where InfluxDB is) before a server starts, and check that its
     `workers` have a writer slot each; on a problem, print one line and exit 2: no traceback,
     nothing started."""
     try:
         cfg = load(config)
-        influx_target(config, cfg.bucket)
+        if needs_influx:
+            influx_target(config, cfg.bucket)
         if workers > len(cfg.writer_slots):
             raise ConfigError(f"ANALYTICS_WORKERS={workers}: expected at most {len(cfg.writer_slots)} "
                               "worker processes on this host (ANALYTICS_SLOTS_PER_HOST writer slots "

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -24,6 +23,7 @@ from . import enrich, privacy
 from .backfill import Backfill
 from .cardinality import TagGuard
 from .collector import Collector
+from .expiring import Expiring
 from .influx import InfluxAdmin, InfluxTarget
 from .settings import Config
 from .sink import Sink
@@ -90,14 +90,8 @@ class AnalyticsState:
     def _backfill(self) -> Backfill:
         """Late points' windows re-run by the writer (backfill.py); task names cached 5 minutes."""
         cfg = self.config
-        names: dict[str, Any] = {"at": -1e9, "names": set()}
-
-        def task_names() -> set[str]:
-            if time.monotonic() - names["at"] > 300:
-                names["names"] = {t["name"] for t in self.admin().tasks(prefix=cfg.bucket + "_")}
-                names["at"] = time.monotonic()
-            return set(names["names"])
-
+        task_names = Expiring(lambda: {t["name"] for t in self.admin().tasks(prefix=cfg.bucket + "_")},
+                              ttl=300)
         return Backfill(cfg.bucket, cfg.timezone, lambda runs: self.admin().run_tasks(runs),
                         task_names)
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import statistics
-import time as clock
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from .beacons import domain_matches
+from .expiring import Expiring
 from .settings import Config
 from .stats_query import TAG_DIMENSIONS, TIME_DIMENSIONS, Filter, Query, QueryError
 
@@ -100,23 +100,18 @@ class Watermarks:
     """Up to when each rollup is complete, from its task's last finished run (cached briefly)."""
 
     def __init__(self, tasks: Callable[[], list[dict[str, Any]]], bucket: str, ttl: float = 30) -> None:
-        self._tasks = tasks
         self._bucket = bucket
-        self._ttl = ttl
-        self._cached: tuple[float, dict[str, datetime | None]] = (-1e9, {})
+        self._marks = Expiring(lambda: self._read(tasks()), ttl)
+
+    @staticmethod
+    def _read(tasks: list[dict[str, Any]]) -> dict[str, datetime]:
+        # a run covers the complete hours before its scheduled time
+        return {t["name"]: t["last_run"].replace(minute=0, second=0, microsecond=0)
+                for t in tasks if isinstance(t.get("last_run"), datetime)}
 
     def __call__(self, suffix: str) -> datetime | None:
-        checked, marks = self._cached
-        if clock.monotonic() - checked > self._ttl:
-            marks = {}
-            for task in self._tasks():
-                last = task.get("last_run")
-                if isinstance(last, datetime):
-                    # a run covers the complete hours before its scheduled time
-                    marks[task["name"]] = last.replace(minute=0, second=0, microsecond=0)
-            self._cached = (clock.monotonic(), marks)
         name = {"_1d": "daily", "_1h": "hourly"}[suffix]
-        return marks.get(f"{self._bucket}_{name}")
+        return self._marks().get(f"{self._bucket}_{name}")
 
 
 class Engine:
@@ -126,6 +121,7 @@ class Engine:
         self.reader = reader
         self.watermark = watermark
         self.zone = ZoneInfo(cfg.timezone)
+        self.sites = Expiring(self._find_sites, ttl=60)  # asked by every query: read once a minute
 
     # -- planning ---------------------------------------------------------------------------
     def _whole_hour_zone(self) -> bool:
@@ -232,7 +228,7 @@ class Engine:
                 return first.astimezone(self.zone).date()
         return None
 
-    def sites(self) -> list[str]:
+    def _find_sites(self) -> list[str]:
         """Permitted exact hosts, plus hosts seen under a wildcard in the last 400 days."""
         exact = [d for d in self.cfg.permitted_domains if not d.startswith("*.")]
         if len(exact) == len(self.cfg.permitted_domains):

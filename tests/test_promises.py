@@ -12,6 +12,7 @@ from typing import Any
 from analytics_bp import privacy, settings
 from analytics_bp.cardinality import TagGuard
 from analytics_bp.collector import Collector, RequestParts
+from analytics_bp.dev.demo_traffic import LineCapture
 from analytics_bp.points import line
 
 from .conftest import CHROME_UA, Influx, flush
@@ -52,27 +53,6 @@ class Clock:
         return self.now
 
 
-class Lines:
-    """A writer that keeps lines (the collector's Writer protocol)."""
-
-    accepting = True
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-        self.clock = self
-        self.t = 1_700_000_000_000_000_000
-
-    def next_ns(self) -> int:
-        self.t += 1000
-        return self.t
-
-    def write(self, text: str) -> None:
-        self.lines.append(text)
-
-    def add_count(self, key: object, n: int = 1) -> None:
-        """Nothing is refused here."""
-
-
 def test_a_tab_open_across_midnight_cannot_be_linked(tmp_path: Path) -> None:
     """The same tab (session ID) and browser, one beacon before and one after the salt changes:
     nothing stored is equal across the boundary, and the session ID is never stored as sent."""
@@ -80,7 +60,7 @@ def test_a_tab_open_across_midnight_cannot_be_linked(tmp_path: Path) -> None:
                          "ANALYTICS_STATE_DIR": str(tmp_path)})
     midnight = datetime(2026, 3, 2, tzinfo=UTC).timestamp()
     clock = Clock(midnight - 1)
-    lines = Lines()
+    lines = LineCapture()  # the demo month's writer that keeps lines
     collector = Collector(cfg, lambda: lines, privacy.SaltStore(cfg.salt_dir, "day", clock),
                           TagGuard(cfg.state_dir, 100))
     body = json.dumps({"domain": "example.com", "page": "/", "sess_id": "tab-1234"}).encode()

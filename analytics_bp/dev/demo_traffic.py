@@ -75,7 +75,7 @@ class _DaySalts(privacy.SaltStore):
         return self.salt
 
 
-class _Capture:
+class LineCapture:
     """Stands where the collector's sink stands, keeping lines with the timestamp we choose."""
 
     accepting = True
@@ -136,7 +136,7 @@ def month_lines(cfg: Config, days: int, today: date, guard: TagGuard, seed: int 
     """Line protocol for `days` days before `today` (site days), through the real collector."""
     zone = ZoneInfo(cfg.timezone)
     rng = random.Random(seed)
-    capture = _Capture()
+    capture = LineCapture()
     demo_cfg = _demo_config(cfg)
     out: list[str] = []
     countries = CountryLookup()
