@@ -205,9 +205,13 @@ def fill(cfg: Config, write: Callable[[list[str]], None],
     progress(f"demo: {len(lines)} points for {DEMO_SITE} over {days} days")
     write(lines)
     runs = list(task_runs(days, today, zone))
-    for stage in (("hourly", "daily"), ("monthly",)):
-        batch = [(stem, moment) for stem, moment in runs if stem in stage]
+    # Hourly runs are queued together. Daily runs go one at a time: queued together, a day's
+    # traffic row was once seen in `_1d` with `visitors` but without `pageviews` (not understood
+    # yet; the scheduler itself never runs one task's runs at once). Monthly runs read the daily.
+    stages = [[r for r in runs if r[0] == "hourly"]]
+    stages += [[r] for r in runs if r[0] == "daily"]
+    stages += [[r for r in runs if r[0] == "monthly"]]
+    for batch in stages:
         run_tasks(batch)
-        progress(f"demo: {len(batch)} {'/'.join(stage)} rollup runs done "
-                 f"({time.monotonic() - started:.0f} s)")
+    progress(f"demo: {len(runs)} rollup runs done ({time.monotonic() - started:.0f} s)")
     return len(lines)
