@@ -27,6 +27,8 @@ MAX_UTM = 64
 MAX_TZ_MINUTES = 14 * 60
 MAX_PAGES = 100_000
 MAX_LOAD_MS = 600_000
+MAX_ENGAGED = 3600  # engaged seconds kept per pageview: longer is capped to this
+MAX_ENGAGED_INPUT = 86_400  # engaged seconds accepted at all (a day); more is refused
 UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign")
 
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
@@ -38,7 +40,8 @@ _SLASHES = re.compile(r"/{2,}")
 # A JSON escape of a UTF-16 surrogate: only bodies containing one can decode to a lone surrogate.
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 KNOWN_FIELDS = frozenset({"domain", "page", "referrer", "timezone", "platform", "sess_id", "pages",
-                          "load_ms", "event", "note"})
+                          "load_ms", "event", "note", "engaged"})
+ENGAGEMENT = "engagement"  # the event the agent sends with a pageview's engaged seconds
 
 
 class Reason(StrEnum):
@@ -84,6 +87,7 @@ class Beacon:
     event: str
     note: str
     utm: tuple[tuple[str, str], ...]
+    engaged: int | None = None  # engagement events: seconds the page was visible, capped
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -226,11 +230,15 @@ def parse(body: bytes, kind: str) -> Beacon:
     if sess_id and not _SESS_ID.match(sess_id):
         raise BeaconError(Reason.BAD_FIELD, "sess_id")
     event = note = ""
+    engaged = None
+    pages = _integer(data, "pages", 1, MAX_PAGES) if kind == "pageview" else None
     if kind == "event":
         event = _string(data, "event", MAX_EVENT, required=True).strip().lower()
         if not _EVENT.match(event):
             raise BeaconError(Reason.BAD_FIELD, "event")
         note = clean_text(_string(data, "note", MAX_NOTE * 4), MAX_NOTE)
+        if event == ENGAGEMENT:
+            engaged, pages = _engagement(data)
     return Beacon(
         kind=kind,
         domain=domain,
@@ -239,12 +247,40 @@ def parse(body: bytes, kind: str) -> Beacon:
         timezone=_integer(data, "timezone", -MAX_TZ_MINUTES, MAX_TZ_MINUTES),
         platform=clean_text(_string(data, "platform", MAX_PLATFORM * 4), MAX_PLATFORM),
         sess_id=sess_id,
-        pages=_integer(data, "pages", 1, MAX_PAGES) if kind == "pageview" else None,
+        pages=pages,
         load_ms=_integer(data, "load_ms", 0, MAX_LOAD_MS) if kind == "pageview" else None,
         event=event,
         note=note,
         utm=utm,
+        engaged=engaged,
     )
+
+
+def _engagement(data: dict[str, Any]) -> tuple[int, int]:
+    """An engagement event's seconds (capped at MAX_ENGAGED) and its pageview's number."""
+    engaged = _integer(data, "engaged", 0, MAX_ENGAGED_INPUT)
+    if engaged is None:
+        raise BeaconError(Reason.MISSING_FIELD, "engaged")
+    pages = _integer(data, "pages", 1, MAX_PAGES)
+    if pages is None:
+        raise BeaconError(Reason.MISSING_FIELD, "pages")
+    if not data.get("sess_id"):  # a pageview is its session and its number in it
+        raise BeaconError(Reason.MISSING_FIELD, "sess_id")
+    return min(engaged, MAX_ENGAGED), pages
+
+
+def link_target(note: str) -> tuple[str, str]:
+    """(host, path) of a link the agent's extras report as `host/path` (or `/path` on the site's
+    own host). The query and fragment are dropped here too, whatever the client sent; the path is
+    decoded and capped like a page's. A host that is not a host name is refused."""
+    text = note.split("#", 1)[0].split("?", 1)[0].strip()
+    host, slash, path = text.partition("/")
+    if host:
+        try:
+            host = normalise_domain(host)
+        except BeaconError:
+            raise BeaconError(Reason.BAD_FIELD, "note") from None
+    return host, normalise_page(slash + path)[0]
 
 
 def domain_matches(domain: str, patterns: tuple[str, ...]) -> bool:

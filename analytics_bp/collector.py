@@ -16,10 +16,11 @@ from . import beacons, enrich, privacy
 from .beacons import Beacon, BeaconError, Reason
 from .cardinality import TagGuard
 from .points import line
-from .settings import Config
+from .settings import EXTRA_EVENTS, Config
 from .writer import Writer
 
 TEXT_TYPES = ("application/json", "text/plain", "")
+LINK_EVENTS = frozenset({"outbound", "download"})  # events of the agent's extras about a link
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +77,10 @@ class Collector:
         self.salts = salts
         self.guard = guard
         self.country = country or (lambda ip: "unknown")
-        self._events = frozenset(config.permitted_events)
+        self._events = config.accepted_events
+        extras = {EXTRA_EVENTS[e] for e in config.agent_extras}  # only switched-on extras
+        self._link_events = extras & LINK_EVENTS
+        self._engagement = beacons.ENGAGEMENT in extras
         self._note_events = frozenset(config.note_events)
 
     def handle(self, kind: str, parts: RequestParts) -> Outcome:
@@ -162,8 +166,30 @@ class Collector:
             if beacon.load_ms is not None:
                 fields["load_ms"] = beacon.load_ms
             return line("pageview", tags, fields, ts)
+        if self._engagement and beacon.event == beacons.ENGAGEMENT:
+            del fields["count"], fields["visitor"]
+            fields.update(seconds=beacon.engaged or 0, pageview=beacon.pages or 1)
+            return line("engagement", tags, fields, ts)
         tags["event"] = beacon.event
         fields["note"] = beacon.note
-        if beacon.event in self._note_events:
+        if beacon.event in self._link_events:
+            tag, value, fields["note"] = self._link(beacon)
+            tags[tag] = self._bounded(domain, tag, value)
+        elif beacon.event in self._note_events:
             tags["label"] = self._bounded(domain, f"label:{beacon.event}", beacon.note or "(none)")
         return line("event", tags, fields, ts)
+
+    @staticmethod
+    def _link(beacon: Beacon) -> tuple[str, str, str]:
+        """(tag, its value, note) of an outbound click (`destination`: the host; note: host and
+        path) or a download (`file`: the path, with its host when it is on another site).
+        Raising here refuses the beacon before anything is written."""
+        host, path = beacons.link_target(beacon.note)
+        if beacon.event == "outbound":
+            if not host or host == beacon.domain:
+                raise BeaconError(Reason.BAD_FIELD, "note")
+            return "destination", host, host + path
+        if not host and path == "/":
+            raise BeaconError(Reason.BAD_FIELD, "note")
+        file = path if host in ("", beacon.domain) else host + path
+        return "file", file, file

@@ -20,6 +20,20 @@ def _duration(seconds: int) -> str:
     return f"{days} days" if not rest else f"{seconds // 3600} hours"
 
 
+# What each switched-on extra of the agent (ANALYTICS_AGENT_EXTRAS) adds, for the notice.
+EXTRAS_COLLECTED = {
+    "outbound": "Clicks on links to other sites: the destination's host and path (no query string "
+                "or fragment), with the page and the details listed for events",
+    "downloads": "Clicks on links to files (such as PDF or ZIP): the file's path, and its host when "
+                 "it is on another site (no query string or fragment)",
+    "engagement": "Time on page: whole seconds each page was visible (at most an hour), sent when "
+                  "it is hidden or left, with the page's number in the session and the session "
+                  "hash; visit duration is computed from it",
+}
+EXTRAS_NAMED = {"outbound": "outbound link clicks", "downloads": "file downloads",
+                "engagement": "time on page"}
+
+
 def notice(cfg: Config) -> dict[str, Any]:
     """The notice as data: served as JSON, rendered as HTML, summarised in one line."""
     period = "day" if cfg.salt_period == "day" else "calendar month"
@@ -34,6 +48,7 @@ def notice(cfg: Config) -> dict[str, Any]:
                          "page load time", "salted visitor hash"],
             "event": ["event name (only: " + (", ".join(cfg.permitted_events) or "none") + ")",
                       "a short note chosen by the site"],
+            "extras": [EXTRAS_COLLECTED[e] for e in cfg.agent_extras],
         },
         "never_collected": ["IP address", "User-Agent string", "cookies or local identifiers",
                             "full URLs with query strings", "identifiers that last beyond one "
@@ -62,6 +77,8 @@ def notice(cfg: Config) -> dict[str, Any]:
             + "; it is used for the visitor hash (and country) and never stored or logged.",
             "ANALYTICS_PERMITTED_EVENTS": "Events recorded: "
             + (", ".join(cfg.permitted_events) or "none") + ".",
+            "ANALYTICS_AGENT_EXTRAS": "Also recorded: " + (", ".join(
+                EXTRAS_NAMED[e] for e in cfg.agent_extras) or "nothing else") + ".",
             "ANALYTICS_NOTE_EVENTS": "Events whose note is counted by value: "
             + (", ".join(cfg.note_events) or "none") + ".",
             "ANALYTICS_SKIP_DOMAINS": "Sites never recorded: "

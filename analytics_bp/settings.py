@@ -139,6 +139,18 @@ def _required_list(value: Any) -> tuple[str, ...]:
     return items
 
 
+# ANALYTICS_AGENT_EXTRAS value -> the event name the agent's extras build sends for it.
+EXTRA_EVENTS = {"outbound": "outbound", "downloads": "download", "engagement": "engagement"}
+
+
+def _extras(value: Any) -> tuple[str, ...]:
+    items = _as_list(value)
+    unknown = [i for i in items if i not in EXTRA_EVENTS]
+    if unknown:
+        raise ValueError(f"expected a comma list of {', '.join(EXTRA_EVENTS)}; unknown: {unknown[0]}")
+    return tuple(dict.fromkeys(items))
+
+
 def _salt_period(value: Any) -> str:
     text = _as_str(value).lower()
     if text not in ("day", "month"):
@@ -183,6 +195,10 @@ SETTINGS: tuple[Setting, ...] = (
             "(staging sites).", _as_list, privacy=True),
     Setting("ANALYTICS_PERMITTED_EVENTS", "", "Comma list of event names accepted by /event "
             "(compared and stored lowercased).", _as_list, privacy=True),
+    Setting("ANALYTICS_AGENT_EXTRAS", "", "Comma list of `outbound`, `downloads`, `engagement`: "
+            "accept the events the agent's extras build sends for them (`outbound`, `download`, "
+            "`engagement`) without listing them in ANALYTICS_PERMITTED_EVENTS.", _extras,
+            privacy=True),
     Setting("ANALYTICS_NOTE_EVENTS", "", "Events whose note becomes a tag in the rollups "
             "(bounded per domain by ANALYTICS_MAX_TAG_VALUES).", _as_list, privacy=True),
     Setting("ANALYTICS_CORS_ORIGINS", "", "Extra allowed CORS origins; `*` allows any. By "
@@ -285,6 +301,7 @@ class Config:
     permitted_domains: tuple[str, ...]
     skip_domains: tuple[str, ...]
     permitted_events: tuple[str, ...]
+    agent_extras: tuple[str, ...]
     note_events: tuple[str, ...]
     cors_origins: tuple[str, ...]
     bucket: str
@@ -324,6 +341,11 @@ class Config:
         """Lines set aside in the spool are kept as long as raw points, and never more than 30 days."""
         month = 30 * 86400
         return min(self.raw_retention, month) if self.raw_retention else month
+
+    @property
+    def accepted_events(self) -> frozenset[str]:
+        """Event names /event accepts: the permitted ones and those of the switched-on extras."""
+        return frozenset(self.permitted_events) | {EXTRA_EVENTS[e] for e in self.agent_extras}
 
     @property
     def rollup_buckets(self) -> dict[str, str]:

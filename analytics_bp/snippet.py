@@ -13,26 +13,35 @@ from html import escape
 from importlib import resources
 
 # data-* options the agent reads (agent_js/src/agent.js); nothing else is rendered.
-AGENT_OPTIONS = {"endpoint": "endpoint", "allow_local": "allow-local", "hash": "hash"}
+AGENT_OPTIONS = {"endpoint": "endpoint", "allow_local": "allow-local", "hash": "hash",
+                 "outbound": "outbound", "downloads": "downloads", "engagement": "engagement"}
+# Options only the extras build (agent.extras.js) reads: any of them switches the tag to it.
+EXTRAS_OPTIONS = ("outbound", "downloads", "engagement")
+AGENT_BUILDS = {"agent.js": "agent.min.js", "agent.extras.js": "agent.extras.min.js"}
 QUEUE_STUB = (
     "<script>window.recordEvent=window.recordEvent||function(){"
     "(window.recordEvent.q=window.recordEvent.q||[]).push(arguments)}</script>"
 )
 
 
-@lru_cache(maxsize=2)
+@lru_cache(maxsize=4)
 def agent_sri(filename: str = "agent.min.js") -> str:
     data = resources.files("analytics_bp").joinpath("static", filename).read_bytes()
     return "sha384-" + base64.b64encode(hashlib.sha384(data).digest()).decode()
 
 
 def script_tag(base_url: str, **options: object) -> str:
-    """`<script defer src=".../agent.js" integrity=... data-...>`; options are allowlisted."""
-    attrs = [f'src="{escape(base_url.rstrip("/") + "/agent.js")}"',
-             f'integrity="{agent_sri()}"', 'crossorigin="anonymous"']
+    """`<script defer src=".../agent.js" integrity=... data-...>`; options are allowlisted.
+
+    `outbound=True`, `downloads=True` (or a comma list of extensions such as "pdf,zip") and
+    `engagement=True` switch to agent.extras.js, the build that reads them."""
     unknown = set(options) - set(AGENT_OPTIONS)
     if unknown:
         raise TypeError(f"unknown agent option {sorted(unknown)}; allowed: {sorted(AGENT_OPTIONS)}")
+    name = "agent.extras.js" if any(options.get(k) not in (None, False) for k in EXTRAS_OPTIONS) \
+        else "agent.js"
+    attrs = [f'src="{escape(base_url.rstrip("/") + "/" + name)}"',
+             f'integrity="{agent_sri(AGENT_BUILDS[name])}"', 'crossorigin="anonymous"']
     for key in AGENT_OPTIONS:  # a fixed order: the same options always give the same tag
         value = options.get(key)
         if value is True:

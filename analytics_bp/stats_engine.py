@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 from .beacons import domain_matches
 from .expiring import Expiring
 from .settings import Config
-from .stats_query import TAG_DIMENSIONS, TIME_DIMENSIONS, Filter, Query, QueryError
+from .stats_query import ENGAGEMENT_METRICS, TAG_DIMENSIONS, TIME_DIMENSIONS, Filter, Query, QueryError
 
 DAILY_BREAKDOWNS = {  # 1d measurement -> the tags it keeps besides domain
     "pages": frozenset({"page"}), "sources": frozenset({"source"}),
@@ -35,7 +35,7 @@ DAILY_BREAKDOWNS = {  # 1d measurement -> the tags it keeps besides domain
     "utms": frozenset({"utm_source", "utm_medium", "utm_campaign"}),
 }
 HOURLY_PAGEVIEW_TAGS = frozenset({"page", "source", "browser", "os", "device", "country"})
-EVENT_TAGS = frozenset({"event", "label"})
+EVENT_TAGS = frozenset({"event", "label", "destination", "file"})
 REALTIME_MINUTES = 5
 
 
@@ -51,7 +51,10 @@ class Source:
 
     suffix: str  # "_1d" or "_1h"
     measurement: str
-    kind: str  # "traffic" (daily figures) or "count" (a count per tag combination)
+    kind: str  # "traffic" (daily figures), "count" (a count per tag combination) or "engagement"
+
+
+TRAFFIC = Source("_1d", "traffic", "traffic")
 
 
 @dataclass
@@ -66,16 +69,31 @@ class Components:
     events: int = 0
     raw_load: dict[date, list[int]] = field(default_factory=lambda: defaultdict(list))
     day_medians: list[tuple[float, int]] = field(default_factory=list)
+    raw_engaged: dict[date, list[int]] = field(default_factory=lambda: defaultdict(list))
+    engaged_medians: list[tuple[float, int]] = field(default_factory=list)
+    visit_seconds: int = 0
+    engaged_visits: int = 0
 
     def median_load(self) -> float | None:
-        """Exact median of raw load times; with rolled-up days, the pageview-weighted median of
-        daily medians (the daily rollup keeps one exact median per day, not every value)."""
-        if not self.day_medians:
-            values = [v for day in self.raw_load.values() for v in day]
-            return float(statistics.median(values)) if values else None
-        weighted = self.day_medians + [(float(statistics.median(v)), len(v))
-                                       for v in self.raw_load.values() if v]
-        return weighted_median(weighted)
+        return combined_median(self.raw_load, self.day_medians)
+
+    def time_on_page(self) -> float | None:
+        return combined_median(self.raw_engaged, self.engaged_medians)
+
+    def visit_duration(self) -> int | None:
+        """Mean engaged seconds per visit that sent engaged time (exact across days: both parts
+        are sums)."""
+        return round(self.visit_seconds / self.engaged_visits) if self.engaged_visits else None
+
+
+def combined_median(raw: dict[date, list[int]], day_medians: list[tuple[float, int]]) -> float | None:
+    """Exact median of raw values; with rolled-up days, the count-weighted median of daily medians
+    (a daily rollup keeps one exact median per day, not every value)."""
+    if not day_medians:
+        values = [v for day in raw.values() for v in day]
+        return float(statistics.median(values)) if values else None
+    return weighted_median(day_medians + [(float(statistics.median(v)), len(v))
+                                          for v in raw.values() if v])
 
 
 def weighted_median(pairs: list[tuple[float, int]]) -> float | None:
@@ -138,6 +156,17 @@ class Engine:
         tags = q.tags
         metrics = set(q.metrics)
         sources: list[Source] = []
+        engaged = metrics & ENGAGEMENT_METRICS
+        metrics -= engaged
+        if engaged:
+            if hourly:
+                return ()
+            if not tags:
+                sources.append(TRAFFIC)
+            elif engaged == {"time_on_page"} and tags <= {"page"}:
+                sources.append(Source("_1d", "engagement", "engagement"))
+            else:
+                return ()
         if q.event_scope or "events" in metrics:
             if metrics - {"events"} and q.event_scope:
                 return ()
@@ -147,7 +176,7 @@ class Engine:
             metrics.discard("events")
         if metrics:
             if not tags and not hourly:
-                sources.append(Source("_1d", "traffic", "traffic"))
+                sources.append(TRAFFIC)
             elif metrics == {"pageviews"}:
                 daily = next((m for m, keep in DAILY_BREAKDOWNS.items() if tags <= keep), None)
                 if daily and not hourly:
@@ -158,7 +187,7 @@ class Engine:
                     return ()
             else:
                 return ()
-        return tuple(sources)
+        return tuple(dict.fromkeys(sources))  # traffic once, even when two groups need it
 
     def plan(self, q: Query) -> Plan:
         sources = self.rollup_sources(q)
@@ -331,6 +360,9 @@ class Engine:
         if source.kind == "traffic":
             self._add_traffic(q, records, rows)
             return
+        if source.kind == "engagement":
+            self._add_engagement(q, records, rows)
+            return
         for rec in records:
             key = self._key(q, rec, rec.get("_time"))
             if key is None:
@@ -359,12 +391,29 @@ class Engine:
             row.views += round(float(values.get("pages_per_session", 0)) * sessions)
             if "load_ms_median" in values:
                 row.day_medians.append((float(values["load_ms_median"]), pageviews))
+            if "time_on_page_median" in values:
+                row.engaged_medians.append((float(values["time_on_page_median"]),
+                                            int(values.get("engaged_views", 0))))
+            row.visit_seconds += int(values.get("visit_seconds", 0))
+            row.engaged_visits += int(values.get("engaged_visits", 0))
+
+    def _add_engagement(self, q: Query, records: list[dict[str, Any]],
+                        rows: dict[tuple[str, ...], Components]) -> None:
+        """`_1d` `engagement` rows: one median and pageview count per page and day."""
+        per_page: dict[tuple[datetime, str], dict[str, Any]] = defaultdict(dict)
+        for rec in records:
+            per_page[(rec["_time"], str(rec.get("page")))][rec["_field"]] = rec["_value"]
+        for (stamp, page), values in per_page.items():
+            key = self._key(q, {"page": page}, stamp)
+            if key is not None and "median" in values:
+                rows[key].engaged_medians.append((float(values["median"]), int(values.get("views", 0))))
 
     def _read_raw(self, q: Query, start: datetime, stop: datetime,
                   rows: dict[tuple[str, ...], Components]) -> None:
-        events_only = q.event_scope or set(q.metrics) == {"events"}
-        if not events_only:
+        if not q.event_scope and set(q.metrics) - {"events"} - ENGAGEMENT_METRICS:
             self._raw_measurement(q, "pageview", start, stop, rows)
+        if set(q.metrics) & ENGAGEMENT_METRICS:
+            self._raw_engagement(q, start, stop, rows)
         if "events" in q.metrics or q.event_scope:
             self._raw_measurement(q, "event", start, stop, rows)
 
@@ -416,6 +465,37 @@ class Engine:
         for (key, day), found in sessions.items():
             rows[key].visits += len(found)
             rows[key].bounces += sum(1 for s in found if (day, s) in singles)
+
+    def _raw_engagement(self, q: Query, start: datetime, stop: datetime,
+                        rows: dict[tuple[str, ...], Components]) -> None:
+        """Engaged time from raw points, counted as the daily rollup does: per site day, each
+        pageview (session hash and number) once, with the largest running total it sent."""
+        params: dict[str, Any] = {"bucket": self.cfg.bucket, "site": q.site_id, "start": start,
+                                  "stop": stop}
+        where = self._filter_expr(q.filters, params)
+        records = self._read(
+            "from(bucket: bucket) |> range(start: start, stop: stop) "
+            '|> filter(fn: (r) => r._measurement == "engagement" and r.domain == site) '
+            f"|> filter(fn: (r) => {where}) "
+            '|> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value") '
+            '|> drop(columns: ["_start", "_stop", "_measurement"]) |> group()', params)
+        views: dict[tuple[date, str, int], dict[str, Any]] = {}
+        for rec in records:
+            view = (rec["_time"].astimezone(self.zone).date(), str(rec.get("sess_id")),
+                    int(rec.get("pageview") or 0))
+            if view not in views or int(rec.get("seconds") or 0) > int(views[view].get("seconds") or 0):
+                views[view] = rec
+        visits: dict[tuple[tuple[str, ...], date, str], int] = defaultdict(int)
+        for (day, sess, _), rec in views.items():
+            key = self._key(q, rec, rec["_time"])
+            if key is None:
+                continue
+            seconds = int(rec.get("seconds") or 0)
+            rows[key].raw_engaged[day].append(seconds)
+            visits[(key, day, sess)] += seconds
+        for (key, _day, _sess), seconds in visits.items():
+            rows[key].visit_seconds += seconds
+            rows[key].engaged_visits += 1
 
     def _single_page_sessions(self, q: Query, start: datetime, stop: datetime,
                               records: list[dict[str, Any]]) -> set[tuple[date, str]]:
@@ -482,6 +562,10 @@ class Engine:
             return round(100 * c.bounces / c.visits, 1) if c.visits else 0.0
         if name == "median_load_time":
             return c.median_load()
+        if name == "time_on_page":
+            return c.time_on_page()
+        if name == "visit_duration":
+            return c.visit_duration()
         return int(getattr(c, name))
 
     def _answer(self, q: Query, rows: dict[tuple[str, ...], Components], plan: Plan,

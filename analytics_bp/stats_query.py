@@ -17,21 +17,24 @@ from zoneinfo import ZoneInfo
 from .beacons import encodable
 
 METRICS = ("visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "events",
-           "median_load_time")
+           "median_load_time", "time_on_page", "visit_duration")
 # Dimension -> the raw tag that holds it.
 TAG_DIMENSIONS = {
     "event:page": "page", "event:name": "event", "event:props:note": "label",
     "visit:source": "source", "visit:utm_source": "utm_source", "visit:utm_medium": "utm_medium",
     "visit:utm_campaign": "utm_campaign", "visit:browser": "browser", "visit:os": "os",
     "visit:device": "device", "visit:country": "country", "visit:timezone": "timezone",
-    "visit:platform": "platform",
+    "visit:platform": "platform", "event:props:destination": "destination",
+    "event:props:file": "file",
 }
 TIME_DIMENSIONS = ("time:hour", "time:day", "time:month")
 DIMENSIONS = (*TAG_DIMENSIONS, *TIME_DIMENSIONS)
-EVENT_ONLY = frozenset({"event", "label"})  # tags only events carry
+EVENT_ONLY = frozenset({"event", "label", "destination", "file"})  # tags only events carry
 PAGEVIEW_ONLY = frozenset({"source", "utm_source", "utm_medium", "utm_campaign"})
 EVENT_SCOPE_METRICS = frozenset({"events", "visitors", "visits"})
 PAGEVIEW_METRICS = frozenset({"pageviews", "views_per_visit", "bounce_rate", "median_load_time"})
+# From the agent's engaged time (measurement `engagement`), which carries no source or UTM.
+ENGAGEMENT_METRICS = frozenset({"time_on_page", "visit_duration"})
 OPERATORS = ("is", "is_not", "contains")
 DATE_RANGES = ("day", "7d", "30d", "month", "6mo", "12mo", "all")
 MAX_VALUES = 20
@@ -252,12 +255,19 @@ def _check_combination(metrics: tuple[str, ...], dimensions: tuple[str, ...],
         wrong = [m for m in metrics if m not in EVENT_SCOPE_METRICS]
         if wrong:
             raise QueryError(f"{', '.join(wrong)} cannot be grouped or filtered by event:name or "
-                             "event:props:note (events, visitors and visits can)")
+                             "event:props:* (events, visitors and visits can)")
         if tags & PAGEVIEW_ONLY:
             raise QueryError("events carry no source or UTM: do not combine them with "
-                             "event:name or event:props:note")
+                             "event:name or event:props:*")
     elif "events" in metrics and tags & PAGEVIEW_ONLY:
         raise QueryError("events cannot be grouped or filtered by source or UTM (events carry none)")
+    engaged = [m for m in metrics if m in ENGAGEMENT_METRICS]
+    if engaged and tags & PAGEVIEW_ONLY:
+        raise QueryError(f"{', '.join(engaged)} cannot be grouped or filtered by source or UTM "
+                         "(engaged time carries none)")
+    if "visit_duration" in metrics and "page" in tags:
+        raise QueryError("visit_duration cannot be grouped or filtered by event:page (a visit spans "
+                         "pages): use time_on_page")
     if sum(d in TIME_DIMENSIONS for d in dimensions) > 1:
         raise QueryError("at most one time dimension")
 

@@ -18,7 +18,8 @@ from . import __version__, dashboard
 from .collector import Outcome, RequestParts
 from .state import AnalyticsState, current_state
 
-AGENT_FILES = {"agent.js": "agent.min.js", "agent.debug.js": "agent.debug.js"}
+AGENT_FILES = {"agent.js": "agent.min.js", "agent.extras.js": "agent.extras.min.js",
+               "agent.debug.js": "agent.debug.js"}
 
 
 def _state() -> AnalyticsState:
@@ -116,6 +117,10 @@ def agent_min() -> Response:
     return agent("agent.js")
 
 
+def agent_extras() -> Response:
+    return agent("agent.extras.js")
+
+
 def agent_debug() -> Response:
     return agent("agent.debug.js")
 
@@ -145,6 +150,7 @@ def make_blueprint() -> Blueprint:
     bp.add_url_rule("/event", view_func=event, methods=["POST"])
     bp.add_url_rule("/health", view_func=health, methods=["GET"])
     bp.add_url_rule("/agent.js", view_func=agent_min, methods=["GET"])
+    bp.add_url_rule("/agent.extras.js", view_func=agent_extras, methods=["GET"])
     bp.add_url_rule("/agent.debug.js", view_func=agent_debug, methods=["GET"])
     bp.add_url_rule("/privacy", view_func=privacy, methods=["GET"])
     dashboard.register(bp)

@@ -34,10 +34,12 @@ def rollup(bucket: str, measurement: str, field: str = "count") -> str:
     )
 
 
-def top(bucket: str, measurement: str, columns: list[str], n: int = 20) -> str:
+def top(bucket: str, measurement: str, columns: list[str], n: int = 20, event: str = "") -> str:
+    """The n largest sums by `columns`; `event` keeps one event's rows (outbound, download)."""
     cols = json.dumps(columns)
+    where = f'  |> filter(fn: (r) => r.event == "{event}")\n' if event else ""
     return (
-        rollup(bucket, measurement)
+        rollup(bucket, measurement) + where
         + f"  |> group(columns: {cols})\n  |> sum()\n  |> group()\n"
         + f'  |> sort(columns: ["_value"], desc: true)\n  |> limit(n: {n})'
     )
@@ -59,6 +61,38 @@ BOUNCE = (
     '  |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")\n'
     '  |> map(fn: (r) => ({_time: r._time, domain: r.domain, _value: if r.sessions > 0 then 100.0 * float(v: r.bounces) / float(v: r.sessions) else 0.0}))\n'
     '  |> group(columns: ["domain"])'
+)
+
+# Visit duration per day: the daily rollup's engaged seconds over the visits that sent them.
+VISIT_DURATION = (
+    'from(bucket: v.defaultBucket + "_1d")\n'
+    "  |> range(start: v.timeRangeStart, stop: v.timeRangeStop)\n"
+    '  |> filter(fn: (r) => r._measurement == "traffic" and (r._field == "visit_seconds" or r._field == "engaged_visits"))\n'
+    '  |> filter(fn: (r) => r.domain =~ /^${domain:regex}$/)\n'
+    '  |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")\n'
+    '  |> map(fn: (r) => ({_time: r._time, domain: r.domain, _value: float(v: r.visit_seconds) / float(v: r.engaged_visits)}))\n'
+    '  |> group(columns: ["domain"])'
+)
+
+# Median time on page per page over the range: the pageview-weighted median of the daily medians
+# (the Stats API's time_on_page on rolled-up days): sort a page's days by median, add up their
+# pageviews, keep the first day whose running total reaches half of the page's pageviews.
+TIME_ON_PAGE = (
+    'days = from(bucket: v.defaultBucket + "_1d")\n'
+    "  |> range(start: v.timeRangeStart, stop: v.timeRangeStop)\n"
+    '  |> filter(fn: (r) => r._measurement == "engagement")\n'
+    '  |> filter(fn: (r) => r.domain =~ /^${domain:regex}$/)\n'
+    '  |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")\n'
+    '  |> group(columns: ["domain", "page"])\n'
+    'totals = days |> sum(column: "views") |> rename(columns: {views: "pageviews"})\n'
+    "join(tables: {d: days |> sort(columns: [\"median\"]) |> cumulativeSum(columns: [\"views\"]), t: totals}, "
+    'on: ["domain", "page"])\n'
+    "  |> filter(fn: (r) => r.views * 2 >= r.pageviews)\n"
+    '  |> first(column: "median")\n'
+    '  |> map(fn: (r) => ({domain: r.domain, page: r.page, pageviews: r.pageviews, _value: r.median}))\n'
+    "  |> group()\n"
+    '  |> sort(columns: ["pageviews"], desc: true)\n'
+    "  |> limit(n: 20)"
 )
 
 MARKS = (
@@ -91,6 +125,10 @@ DASHBOARDS: dict[str, dict[str, Any]] = {
             ("table", "Browsers, OS and devices", top("1d", "agents", ["browser", "os", "device"])),
             ("table", "Countries", top("1d", "countries", ["country"])),
             ("table", "Timezones and platforms", top("1d", "timezones", ["timezone", "platform"])),
+            ("timeseries", "Median time on page (s)",
+             series("1d", "traffic", ["domain"], "mean", "time_on_page_median")),
+            ("timeseries", "Visit duration (s)", VISIT_DURATION),
+            ("table", "Time on page by page (median, s)", TIME_ON_PAGE),
         ],
     },
     "events": {
@@ -98,6 +136,8 @@ DASHBOARDS: dict[str, dict[str, Any]] = {
         "panels": [
             ("timeseries", "Events", series("1h", "events", ["event"])),
             ("table", "Events with notes", top("1d", "events", ["event", "label"], 50)),
+            ("table", "Outbound links by destination", top("1d", "events", ["domain", "destination"], 50, "outbound")),
+            ("table", "Downloads by file", top("1d", "events", ["domain", "file"], 50, "download")),
         ],
     },
     "usage": {

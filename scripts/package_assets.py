@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "analytics_bp"
 COPIES = {
     **{PACKAGE / "static" / name: ROOT / "agent_js" / "dist" / name
-       for name in ("agent.min.js", "agent.debug.js", "dashboard.js", "dashboard.css")},
+       for name in ("agent.min.js", "agent.extras.min.js", "agent.debug.js", "dashboard.js",
+                    "dashboard.css")},
     **{PACKAGE / "deploy" / "nginx" / name: ROOT / "nginx" / name
        for name in ("analytics.conf", "example.conf")},
     **{PACKAGE / "deploy" / "grafana" / path.relative_to(ROOT / "grafana"): path

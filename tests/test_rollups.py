@@ -70,8 +70,69 @@ EVENTS = [
 ]
 
 
-def event_lines() -> list[str]:
+# The agent's extras on b.example: engaged time (running totals per pageview: the largest counts)
+# and link events. (time, page, session, pageview number in the session, seconds)
+ENGAGED = [
+    (DAYS[1] + timedelta(hours=10, minutes=1), "/p0", "e1", 1, 5),
+    (DAYS[1] + timedelta(hours=10, minutes=3), "/p0", "e1", 1, 12),
+    (DAYS[1] + timedelta(hours=10, minutes=4), "/p1", "e1", 2, 30),
+    (DAYS[1] + timedelta(hours=10, minutes=5), "/p0", "e2", 1, 7),
+    (DAYS[1] + timedelta(hours=10, minutes=6), "/p0", "e3", 1, 40),
+    (DAYS[1] + timedelta(hours=10, minutes=7), "/p0", "e3", 1, 40),
+    (DAYS[2] + timedelta(hours=10, minutes=1), "/p1", "e4", 1, 3),
+    (DAYS[2] + timedelta(hours=10, minutes=2), "/p1", "e4", 2, 9),
+    (DAYS[2] + timedelta(hours=10, minutes=3), "/p0", "e5", 1, 100),
+]
+# (time, event, tag, tag value)
+LINKS = [
+    (DAYS[2] + timedelta(hours=11, minutes=1), "outbound", "destination", "github.com"),
+    (DAYS[2] + timedelta(hours=11, minutes=2), "outbound", "destination", "github.com"),
+    (DAYS[2] + timedelta(hours=11, minutes=3), "outbound", "destination", "mastodon.social"),
+    (DAYS[2] + timedelta(hours=11, minutes=4), "download", "file", "/files/report.pdf"),
+    (DAYS[2] + timedelta(hours=11, minutes=5), "download", "file", "/files/report.pdf"),
+    (DAYS[2] + timedelta(hours=11, minutes=6), "download", "file", "cdn.example.net/x.zip"),
+]
+
+
+def engaged_views(day: datetime | None = None, page: str | None = None) -> dict[tuple, int]:
+    """(day, session, number) -> seconds: each pageview's largest total, as documented."""
+    out: dict[tuple, int] = {}
+    for t, p, sess, number, seconds in ENGAGED:
+        key = (t.replace(hour=0, minute=0), sess, number)
+        if (day is None or key[0] == day) and (page is None or p == page):
+            out[key] = max(out.get(key, 0), seconds)
+    return out
+
+
+def expected_engaged_traffic() -> dict[tuple, Any]:
+    out: dict[tuple, Any] = {}
+    for day in sorted({t.replace(hour=0, minute=0) for t, *_ in ENGAGED}):
+        views = engaged_views(day)
+        out[(day, "b.example", "engaged_views")] = len(views)
+        out[(day, "b.example", "time_on_page_median")] = float(statistics.median(views.values()))
+        out[(day, "b.example", "visit_seconds")] = sum(views.values())
+        out[(day, "b.example", "engaged_visits")] = len({sess for _, sess, _ in views})
+    return out
+
+
+ENGAGED_TRAFFIC = expected_engaged_traffic()
+
+
+def extras_lines() -> list[str]:
     out = []
+    for i, (t, page, sess, number, seconds) in enumerate(ENGAGED):
+        tags = {"domain": "b.example", "page": page, "browser": "Chrome", "os": "Linux",
+                "device": "desktop", "country": "GB", "timezone": "0", "platform": "linux"}
+        out.append(line("engagement", tags, {"sess_id": sess, "seconds": seconds, "pageview": number},
+                        int(t.timestamp() * 1e9) + i))
+    for i, (t, event, tag, value) in enumerate(LINKS):
+        tags = {"domain": "b.example", "event": event, tag: value, "page": "/", "platform": "linux"}
+        out.append(line("event", tags, {"count": 1, "note": value}, int(t.timestamp() * 1e9) + i))
+    return out
+
+
+def event_lines() -> list[str]:
+    out = extras_lines()
     for i, (t, domain, event, label) in enumerate(EVENTS):
         tags = {"domain": domain, "event": event, "page": "/", "platform": "linux"}
         if label:
@@ -184,7 +245,7 @@ def test_rollups_match_independent_figures_and_rerun_changes_nothing(
                               '|> filter(fn: (r) => r._measurement == "traffic")',
                               b=bucket + "_1d"):
             got[(r["_time"], r["domain"], r["_field"])] = r["_value"]
-        assert got == pytest.approx(expected_daily_traffic(loaded))
+        assert got == pytest.approx({**expected_daily_traffic(loaded), **expected_engaged_traffic()})
         assert traffic  # the same points, read the other way
 
         pages = table(influx, bucket + "_1d", "pages", ["domain", "page"])
@@ -216,11 +277,33 @@ def test_breakdowns_events_usage_and_marks(influx: Influx, rolled: Any) -> None:
                               ("timezones", ["timezone", "platform"])):
         got = table(influx, bucket + "_1d", measurement, ["domain", *keys])
         assert got == dict(Counter((day(r), r["domain"], *[r[k] for k in keys]) for r in loaded))
-    events = table(influx, bucket + "_1h", "events", ["domain", "event", "label"])
+    events = table(influx, bucket + "_1h", "events", ["domain", "event", "label", "destination", "file"])
     h10, h11 = DAYS[1] + timedelta(hours=10), DAYS[1] + timedelta(hours=11)
-    assert events == {(h10, "a.example", "socialclick", "twitter"): 2,
-                      (h11, "a.example", "socialclick", "mastodon"): 1,
-                      (h11, "a.example", "signup", None): 1}
+    assert events == {(h10, "a.example", "socialclick", "twitter", None, None): 2,
+                      (h11, "a.example", "socialclick", "mastodon", None, None): 1,
+                      (h11, "a.example", "signup", None, None, None): 1,
+                      **{(DAYS[2] + timedelta(hours=11), "b.example", event, None, *(
+                          (value, None) if tag == "destination" else (None, value))): n
+                         for (event, tag, value), n in Counter(link[1:] for link in LINKS).items()}}
+    # the extras' daily rollups: clicks by destination host, downloads by path, time on page
+    links = table(influx, bucket + "_1d", "events", ["domain", "event", "destination", "file"])
+    assert {k[1:]: v for k, v in links.items() if k[1] == "b.example"} == {
+        ("b.example", "outbound", "github.com", None): 2,
+        ("b.example", "outbound", "mastodon.social", None): 1,
+        ("b.example", "download", None, "/files/report.pdf"): 2,
+        ("b.example", "download", None, "cdn.example.net/x.zip"): 1}
+    engagement = {(r["_time"], r["page"], r["_field"]): r["_value"] for r in influx.query(
+        'from(bucket: b) |> range(start: 0) |> filter(fn: (r) => r._measurement == "engagement")',
+        b=bucket + "_1d")}
+    expected_pages: dict[tuple, Any] = {}
+    for day in (DAYS[1], DAYS[2]):
+        for page in ("/p0", "/p1"):
+            views = engaged_views(day, page)
+            if views:
+                expected_pages[(day, page, "views")] = len(views)
+                expected_pages[(day, page, "median")] = float(statistics.median(views.values()))
+    assert engagement == expected_pages
+    assert expected_pages[(DAYS[1], "/p0", "median")] == 12.0  # 5 then 12 on one pageview: 12
     assert table(influx, bucket + "_1h", "usage", ["action"]) == {(h10, "docs.extract"): 2}
     assert table(influx, bucket + "_1h", "usage_counts", ["category", "event"]) == {
         (h10, "api", "call"): 5}
@@ -339,6 +422,7 @@ def tops(*keys: str) -> Callable[[list[dict[str, Any]], list[dict[str, Any]]], b
 
 
 EVENT_DAY = DAYS[1].date()
+LINK_DAY = DAYS[2].date()
 EXPECTED_ROWS: dict[str, Callable[[list[dict[str, Any]], list[dict[str, Any]]], bool]] = {
     "Pageviews": lambda rows, data: {(day_of(r), r["domain"]): r["_value"] for r in rows} == dict(
         Counter((r["time"].date(), r["domain"]) for r in data)),
@@ -356,10 +440,27 @@ EXPECTED_ROWS: dict[str, Callable[[list[dict[str, Any]], list[dict[str, Any]]], 
     "Countries": tops("country"),
     "Timezones and platforms": tops("timezone", "platform"),
     "Events": lambda rows, data: {(day_of(r), r["event"]): r["_value"] for r in rows} == {
-        (EVENT_DAY, "socialclick"): 3, (EVENT_DAY, "signup"): 1},
+        (EVENT_DAY, "socialclick"): 3, (EVENT_DAY, "signup"): 1, (LINK_DAY, "outbound"): 3,
+        (LINK_DAY, "download"): 3},
     "Events with notes": lambda rows, data: {(r["event"], r.get("label")): r["_value"]
                                              for r in rows} == {
-        ("socialclick", "twitter"): 2, ("socialclick", "mastodon"): 1, ("signup", None): 1},
+        ("socialclick", "twitter"): 2, ("socialclick", "mastodon"): 1, ("signup", None): 1,
+        ("outbound", None): 3, ("download", None): 3},
+    "Outbound links by destination": lambda rows, data: [
+        (r["domain"], r["destination"], r["_value"]) for r in rows] == [
+        ("b.example", "github.com", 2), ("b.example", "mastodon.social", 1)],
+    "Downloads by file": lambda rows, data: [(r["domain"], r["file"], r["_value"]) for r in rows] == [
+        ("b.example", "/files/report.pdf", 2), ("b.example", "cdn.example.net/x.zip", 1)],
+    "Median time on page (s)": lambda rows, data: {(day_of(r), r["domain"]): r["_value"] for r in rows}
+    == {(day.date(), domain): value for (day, domain, name), value in expected_engaged_traffic().items()
+        if name == "time_on_page_median"},
+    "Visit duration (s)": lambda rows, data: {(r["_time"].date(), r["domain"]): r["_value"] for r in rows}
+    == pytest.approx({(day.date(), domain): value / ENGAGED_TRAFFIC[(day, domain, "engaged_visits")]
+                      for (day, domain, name), value in ENGAGED_TRAFFIC.items() if name == "visit_seconds"}),
+    # /p0: day medians 12 (3 views) and 100 (1 view): 12; /p1: 30 (1 view) and 6 (2 views): 6
+    "Time on page by page (median, s)": lambda rows, data: [
+        (r["domain"], r["page"], r["pageviews"], r["_value"]) for r in rows] == [
+        ("b.example", "/p0", 4, 12.0), ("b.example", "/p1", 3, 6.0)],
     "Usage by action": lambda rows, data: [(day_of(r), r["action"], r["_value"]) for r in rows] == [
         (EVENT_DAY, "docs.extract", 2)],
     "Counts by category and event": lambda rows, data: [

@@ -90,7 +90,43 @@ pageviews(field: "count")
 from(bucket: raw)
     |> range(start: start, stop: stop)
     |> filter(fn: (r) => r._measurement == "event" and r._field == "count")
-    |> breakdown(columns: ["domain", "event", "label"], name: "events")
+    |> breakdown(columns: ["domain", "event", "label", "destination", "file"], name: "events")
+
+// Engaged time (the agent's data-engagement): one value per pageview and site day, the largest of
+// the running totals it sent (a page hidden and shown again sends a larger one). A pageview is its
+// session hash and its number in the session; sorting puts its largest total first for unique().
+engaged = from(bucket: raw)
+    |> range(start: start, stop: stop)
+    |> filter(fn: (r) => r._measurement == "engagement")
+    |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")
+    |> group(columns: ["domain"])
+    |> window(every: 1d)
+    |> map(fn: (r) => ({r with view: r.sess_id + ":" + string(v: r.pageview), _value: float(v: r.seconds)}))
+    |> sort(columns: ["view", "_value"], desc: true)
+    |> unique(column: "view")
+
+// Stamp one aggregate per table (domain or domain and page, and day) at the day's start.
+engagedDaily = (tables=<-, fn, measurement, field) =>
+    tables
+        |> fn()
+        |> duplicate(column: "_start", as: "_time")
+        |> set(key: "_measurement", value: measurement)
+        |> set(key: "_field", value: field)
+        |> to(bucket: out)
+        |> yield(name: measurement + "_" + field)
+
+median = (tables=<-) => tables |> quantile(q: 0.5, method: "exact_mean")
+engaged |> engagedDaily(fn: count, measurement: "traffic", field: "engaged_views")
+engaged |> engagedDaily(fn: median, measurement: "traffic", field: "time_on_page_median")
+engaged |> engagedDaily(fn: (tables=<-) => tables |> sum() |> toInt(), measurement: "traffic", field: "visit_seconds")
+engaged
+    |> engagedDaily(fn: (tables=<-) => tables |> distinct(column: "sess_id") |> count(), measurement: "traffic", field: "engaged_visits")
+engaged
+    |> group(columns: ["domain", "page", "_start", "_stop"])
+    |> engagedDaily(fn: count, measurement: "engagement", field: "views")
+engaged
+    |> group(columns: ["domain", "page", "_start", "_stop"])
+    |> engagedDaily(fn: median, measurement: "engagement", field: "median")
 
 // Distinct identifiers seen by the usage API: the latest count of each period, kept forever.
 // Their points are stamped at the period's UTC start, so a month's count must be read from the

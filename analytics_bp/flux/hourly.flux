@@ -27,7 +27,7 @@ source(measurement: "pageview")
     |> rollup(columns: ["domain", "page", "source", "browser", "os", "device", "country"], name: "pageviews")
 
 source(measurement: "event")
-    |> rollup(columns: ["domain", "event", "label"], name: "events")
+    |> rollup(columns: ["domain", "event", "label", "destination", "file"], name: "events")
 
 source(measurement: "usage")
     |> rollup(columns: ["action"], name: "usage")

@@ -2,7 +2,7 @@
   var script = d.currentScript;
   var options = script.dataset;
   var endpoint = options.endpoint || script.src.replace(/\/[^/]*$/, "");
-  var hashRouting = "hash" in options;
+  var hashRouting = "hash" in options, view;
   var lastPage, tab, queued = w.recordEvent;
   try {
     tab = sessionStorage;
@@ -21,55 +21,64 @@
   function currentPage() {
     return hashRouting ? loc.href : loc.href.split("#")[0];
   }
-  function send(kind, event, note, pages, loadMs) {
+  function send(kind, fields) {
     var reason = skipReason();
     var url = endpoint + "/" + kind;
-    var body = JSON.stringify({
+    var body = JSON.stringify(Object.assign({
       domain: loc.hostname,
       page: currentPage(),
       referrer: lastPage || d.referrer,
       timezone: (/* @__PURE__ */ new Date()).getTimezoneOffset(),
       platform: nav.platform,
-      sess_id: tab.analytics_sess,
-      pages,
-      load_ms: loadMs,
-      event,
-      note
-    });
+      sess_id: tab.analytics_sess
+    }, fields));
     if (true) console.log("analytics: " + (reason ? "not sent (" + reason + ")" : "send"), url, body);
-    if (!reason) {
-      try {
-        w.fetch ? fetch(url, { method: "POST", keepalive: true, body }).catch(String) : nav.sendBeacon(url, body);
-      } catch (e) {
-      }
-    }
+    if (!reason) fetch(url, { method: "POST", keepalive: true, body }).catch(String);
   }
   function pageview() {
     var page = currentPage();
     var timing = performance.timing;
     if (page != lastPage) {
-      send(
-        "pageview",
-        void 0,
-        void 0,
-        tab.analytics_pages = ++tab.analytics_pages || 1,
-        lastPage ? void 0 : timing.loadEventEnd - timing.navigationStart
-      );
+      if (true) engagement(), ticks = sentSeconds = 0;
+      send("pageview", {
+        pages: view = tab.analytics_pages = ++tab.analytics_pages || 1,
+        load_ms: lastPage ? void 0 : timing.loadEventEnd - timing.navigationStart
+      });
       lastPage = page;
     }
   }
   function recordEvent(name, note) {
-    send("event", name, note);
+    send("event", { event: name, note });
   }
   w.recordEvent = recordEvent;
   (queued && queued.q || []).forEach(function(args) {
     recordEvent.apply(w, args);
   });
-  d.addEventListener("click", function(event) {
-    var el = event.target.closest && event.target.closest("[data-analytics-event]");
+  function onClick(event) {
+    var target = event.target, el = target.closest && target.closest("[data-analytics-event]");
     if (el) recordEvent(el.dataset.analyticsEvent, el.dataset.analyticsNote);
-  }, true);
+    if (true) {
+      let link = target.closest && target.closest("a[href]") || {}, host = link.hostname, url = host + link.pathname;
+      let name = "downloads" in options && fileTypes.test(url) ? "download" : host != loc.hostname && "outbound" in options && "outbound";
+      if (host && name && event.button < 2) recordEvent(name, url);
+    }
+  }
+  d.addEventListener("click", onClick, true);
+  if (true) {
+    var fileTypes = RegExp("\\.(" + (options.downloads || "pdf,zip,gz,7z,dmg,exe,msi,apk,csv,xlsx?,docx?,pptx?,mp[34]").replace(/,/g, "|") + ")$", "i");
+    d.addEventListener("auxclick", onClick, true);
+    var ticks = 0, sentSeconds = 0;
+    var engagement = function() {
+      let seconds = ticks / 10 | 0;
+      if ("engagement" in options && lastPage && seconds > sentSeconds) {
+        send("event", { event: "engagement", page: lastPage, pages: view, engaged: sentSeconds = seconds });
+      }
+    };
+    d.addEventListener("visibilitychange", engagement);
+    w.addEventListener("pagehide", engagement);
+  }
   setInterval(function() {
+    if (!d.hidden) ticks++;
     d.prerendering || d.readyState != "complete" || pageview();
   }, 100);
 })(window, document, navigator, location);
