@@ -135,7 +135,8 @@ def sites_api() -> Response:
         return refused
     state = _state()
     return _no_store(jsonify({"sites": state.stats().sites(), "time_zone": state.config.timezone,
-                              "note_events": list(state.config.note_events)}))
+                              "note_events": list(state.config.note_events),
+                              "agent_extras": list(state.config.agent_extras)}))
 
 
 def usage_api() -> Response:

@@ -377,10 +377,11 @@ class Engine:
         days: dict[datetime, dict[str, float]] = defaultdict(dict)
         for rec in records:
             days[rec["_time"]][rec["_field"]] = rec["_value"]
+        engaged_only = set(q.metrics) <= ENGAGEMENT_METRICS
         for stamp, values in days.items():
             key = self._key(q, {}, stamp)
-            if key is None:
-                continue
+            if key is None or (engaged_only and "engaged_views" not in values):
+                continue  # a day without engaged time has no row, as from raw points
             row = rows[key]
             pageviews = int(values.get("pageviews", 0))
             sessions = int(values.get("sessions", 0))

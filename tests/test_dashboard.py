@@ -4,6 +4,7 @@ shipped tasks in a real influxd: login, numbers equal to the Stats API's, filter
 from __future__ import annotations
 
 import json
+import re
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -27,6 +28,7 @@ __all__ = ["browser"]  # the Chromium fixture of test_agent, shared
 TOKEN = "dashboard-test-token-" + "x" * 20
 SITE = demo_traffic.DEMO_SITE
 FIGURES = ["visitors", "visits", "pageviews", "bounce_rate", "views_per_visit", "median_load_time"]
+ENGAGED = ["visit_duration", "time_on_page"]
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +38,8 @@ def stack(influx: Influx, tmp_path_factory: Any) -> Iterator[tuple[Gunicorn, str
     state = tmp_path_factory.mktemp("dash-state")
     env = {**influx.creds.as_env(), "ANALYTICS_BUCKET": bucket, "ANALYTICS_STATE_DIR": str(state),
            "ANALYTICS_PERMITTED_DOMAINS": f"{SITE},127.0.0.1", "ANALYTICS_DASHBOARD_TOKEN": TOKEN,
-           "ANALYTICS_PERMITTED_EVENTS": "signup,socialclick", "ANALYTICS_NOTE_EVENTS": "socialclick"}
+           "ANALYTICS_PERMITTED_EVENTS": "signup,socialclick", "ANALYTICS_NOTE_EVENTS": "socialclick",
+           "ANALYTICS_AGENT_EXTRAS": "outbound,downloads,engagement"}
     cfg = settings.load(env)
     rollups.setup(cfg, influx.admin)
     sink = Sink(InfluxTarget(influx.creds.url, influx.creds.org, influx.creds.token, bucket),
@@ -121,6 +124,28 @@ def test_dashboard_in_chromium(browser: Browser, stack: tuple[Gunicorn, str]) ->
     shown = [(top.nth(i).get_attribute("data-value"), int(top.nth(i).get_attribute("data-count") or 0))
              for i in range(top.count())]
     assert shown == [(r["dimensions"][0], r["metrics"][0]) for r in pages["results"]]
+    # the agent's extras: engaged time on the cards and beside each page, and the links panel
+    engaged = api(server, {"site_id": SITE, "metrics": ENGAGED, "date_range": "30d"})
+    for name, value in zip(ENGAGED, engaged["results"][0]["metrics"], strict=True):
+        assert value and value > 0
+        card = page.locator(f'.figure[data-metric="{name}"]')
+        expect(card).to_have_attribute("data-value", re.compile(r"\d"))
+        assert float(card.get_attribute("data-value") or "nan") == value
+    times = api(server, {"site_id": SITE, "metrics": ["pageviews", "time_on_page"], "date_range": "30d",
+                         "dimensions": ["event:page"], "pagination": {"limit": 10}})
+    cells = page.locator('[data-panel="Top pages"] button.row .num2')
+    assert [float(cells.nth(i).get_attribute("data-value") or "nan") for i in range(cells.count())] == [
+        r["metrics"][1] for r in times["results"]]
+    for tab, dimension in (("Outbound links", "event:props:destination"), ("Downloads", "event:props:file")):
+        page.click(f'[data-panel="Links"] button[role=tab]:has-text("{tab}")')
+        links = api(server, {"site_id": SITE, "metrics": ["events"], "date_range": "30d",
+                             "dimensions": [dimension], "pagination": {"limit": 10}})
+        rows = page.locator(f'[data-panel="Links"] .rows[data-dimension="{dimension}"] button.row')
+        expect(rows).to_have_count(len(links["results"]))
+        assert len(links["results"]) >= 2
+        assert [(rows.nth(i).get_attribute("data-value"), int(rows.nth(i).get_attribute("data-count") or 0))
+                for i in range(rows.count())] == [(r["dimensions"][0], r["metrics"][0]) for r in links["results"]]
+    page.click('[data-panel="Links"] button[role=tab]:has-text("Outbound links")')
     points = json.loads(page.get_attribute("#chart", "data-points") or "[]")
     by_day = api(server, {"site_id": SITE, "metrics": ["visitors", "pageviews"], "date_range": "30d",
                           "dimensions": ["time:day"]})

@@ -7,7 +7,7 @@ import './dashboard.css';
 const app = document.getElementById('app');
 const prefix = app.dataset.prefix;
 const $ = (id) => document.getElementById(id);
-const state = { site: '', period: '30d', filters: [], noteEvents: [], firstDay: '' };
+const state = { site: '', period: '30d', filters: [], noteEvents: [], extras: [], firstDay: '' };
 
 const FIGURES = [
   ['visitors', 'Unique visitors', 'int'],
@@ -16,6 +16,12 @@ const FIGURES = [
   ['bounce_rate', 'Bounce rate', 'pct'],
   ['views_per_visit', 'Views per visit', 'dec'],
   ['median_load_time', 'Median load', 'ms'],
+];
+// With the agent's engaged time (ANALYTICS_AGENT_EXTRAS=engagement): asked in a query of their own,
+// since they cannot be filtered by source, UTM or an event (engaged time carries none of those).
+const ENGAGED = [
+  ['visit_duration', 'Visit duration', 'dur'],
+  ['time_on_page', 'Time on page', 'dur'],
 ];
 
 // Breakdown panels: tabs of [label, dimension, metric, extra filters]; clicking a row filters the
@@ -31,8 +37,11 @@ const PANELS = [
   ['Time zones', [['Time zone', 'visit:timezone', 'pageviews'], ['Platform', 'visit:platform', 'pageviews']]],
   ['Events', [['Events', 'event:name', 'events'], ['Notes', 'event:props:note', 'events']]],
 ];
-const LABELS = { pageviews: 'Pageviews', events: 'Events' };
-const EVENT_DIMS = ['event:name', 'event:props:note'];
+// With the agent's outbound links and downloads (ANALYTICS_AGENT_EXTRAS): their own panel.
+const LINK_TABS = { outbound: ['Outbound links', 'event:props:destination', 'events'],
+  downloads: ['Downloads', 'event:props:file', 'events'] };
+const LABELS = { pageviews: 'Pageviews', events: 'Events', time_on_page: 'Time on page' };
+const EVENT_DIMS = ['event:name', 'event:props:note', 'event:props:destination', 'event:props:file'];
 const PAGEVIEW_ONLY = ['visit:source', 'visit:utm_source', 'visit:utm_medium', 'visit:utm_campaign'];
 
 // Format a metric value for people; the exact API value stays in data-value.
@@ -41,7 +50,20 @@ function fmt(value, kind) {
   if (kind === 'pct') return value.toFixed(1) + '%';
   if (kind === 'dec') return value.toFixed(2);
   if (kind === 'ms') return value >= 1000 ? (value / 1000).toFixed(2) + ' s' : Math.round(value) + ' ms';
+  if (kind === 'dur') {
+    const s = Math.round(value);
+    return s < 60 ? s + ' s' : Math.floor(s / 60) + 'm ' + String(s % 60).padStart(2, '0') + 's';
+  }
   return value.toLocaleString('en');
+}
+
+// The engaged-time metrics a query may ask for under the current filters (none under a source,
+// UTM or event filter; no visit duration for a single page).
+function engagedMetrics(metrics) {
+  if (!state.extras.includes('engagement')) return [];
+  if (state.filters.some((f) => PAGEVIEW_ONLY.includes(f[1]) || EVENT_DIMS.includes(f[1]))) return [];
+  const page = state.filters.some((f) => f[1] === 'event:page');
+  return metrics.filter((m) => !(page && m === 'visit_duration'));
 }
 
 // The filters a query may carry: event filters only reach event queries, source/UTM never do.
@@ -85,25 +107,31 @@ function previousRange(range) {
 
 async function loadFigures() {
   const box = $('figures');
-  const metrics = FIGURES.map((f) => f[0]);
+  const shown = FIGURES.concat(state.extras.includes('engagement') ? ENGAGED : []);
+  const asked = engagedMetrics(ENGAGED.map((f) => f[0]));
+  const ask = (range) => Promise.all([query(FIGURES.map((f) => f[0]), range),
+    asked.length ? query(asked, range).catch(() => null) : null])
+    .then(([main, engaged]) => ({ query: main.query, values: Object.fromEntries(FIGURES.map((f, i) => [f[0], main.results[0].metrics[i]])
+      .concat(engaged ? asked.map((m, i) => [m, engaged.results[0].metrics[i]]) : [])) }));
   let now;
-  try { now = await query(metrics); } catch (err) { box.replaceChildren(el('p', { class: 'error' }, err.message)); return; }
+  try { now = await ask(); } catch (err) { box.replaceChildren(el('p', { class: 'error' }, err.message)); return; }
   let before = null;
   const previous = previousRange(now.query.date_range);
   // No comparison with a period before the site's first data: every change would read "+4000%".
   if (state.period !== 'all' && state.firstDay && previous[0] >= state.firstDay) {
     try {
-      before = await query(metrics, { date_range: previous });
+      before = await ask({ date_range: previous });
     } catch (err) { before = null; }
   }
-  const values = now.results[0].metrics;
-  const old = before ? before.results[0].metrics : [];
-  box.replaceChildren(...FIGURES.map(([name, label, kind], i) => {
-    const value = values[i];
+  box.classList.toggle('eight', shown.length === 8);
+  box.replaceChildren(...shown.map(([name, label, kind]) => {
+    const value = name in now.values ? now.values[name] : null;
+    const old = before ? before.values[name] : null;
     const card = el('div', { class: 'figure', 'data-metric': name, 'data-value': value === null ? '' : String(value) },
       el('span', { class: 'label' }, label), el('strong', {}, fmt(value, kind)));
-    if (before && old[i] !== null && value !== null && old[i] !== undefined) {
-      const delta = old[i] ? Math.round((100 * (value - old[i])) / old[i]) : null;
+    if (!(name in now.values)) card.title = 'Engaged time carries no source, UTM or event, and a visit spans pages';
+    if (before && old !== null && value !== null && old !== undefined) {
+      const delta = old ? Math.round((100 * (value - old)) / old) : null;
       const better = name === 'bounce_rate' || name === 'median_load_time' ? delta < 0 : delta > 0;
       card.append(el('span', { class: 'delta ' + (delta === 0 || delta === null ? '' : better ? 'up' : 'down'),
         title: 'vs ' + before.query.date_range.join(' to ') }, delta === null ? 'new' : (delta > 0 ? '+' : '') + delta + '%'));
@@ -172,22 +200,28 @@ function label(dimension, value) {
   return value;
 }
 
-async function loadRows(body, [, dimension, metric, extraFilters]) {
+async function loadRows(body, [, dimension, metric, extraFilters, second]) {
   body.replaceChildren(el('p', { class: 'muted' }, 'Loading…'));
+  const extra = second ? engagedMetrics([second]) : [];
   let data;
   try {
     const filters = filtersFor([metric], [dimension]).concat(extraFilters || []);
-    data = await query([metric], { dimensions: [dimension], filters, pagination: { limit: 10 } });
+    data = await query([metric, ...extra], { dimensions: [dimension], filters, pagination: { limit: 10 } });
   } catch (err) { body.replaceChildren(el('p', { class: 'error' }, err.message)); return; }
   body.dataset.dimension = dimension;
   if (!data.results.length) { body.replaceChildren(el('p', { class: 'muted' }, 'Nothing in this period.')); return; }
   const top = Math.max(...data.results.map((r) => r.metrics[0]));
-  const header = el('div', { class: 'row head' }, el('span', {}, dimension.split(':').pop().replace('props:', '')), el('span', {}, LABELS[metric]));
+  const header = el('div', { class: 'row head' + (extra.length ? ' two' : '') },
+    el('span', {}, dimension.split(':').pop().replace('props:', '')),
+    ...extra.map((m) => el('span', { class: 'num2' }, LABELS[m])), el('span', { class: 'num' }, LABELS[metric]));
   body.replaceChildren(header, ...data.results.map((r) => {
     const value = r.dimensions[0];
-    const row = el('button', { class: 'row', type: 'button', 'data-value': value, 'data-count': String(r.metrics[0]),
-      title: 'Filter by ' + value, onclick: () => addFilter(dimension, value) },
-    el('span', { class: 'bar' }), el('span', { class: 'name' }, label(dimension, value)), el('span', { class: 'num' }, fmt(r.metrics[0], 'int')));
+    const row = el('button', { class: 'row' + (extra.length ? ' two' : ''), type: 'button', 'data-value': value,
+      'data-count': String(r.metrics[0]), title: 'Filter by ' + value, onclick: () => addFilter(dimension, value) },
+    el('span', { class: 'bar' }), el('span', { class: 'name' }, label(dimension, value)),
+    ...extra.map((m, i) => el('span', { class: 'num2', 'data-metric': m, 'data-value': r.metrics[i + 1] === null ? '' : String(r.metrics[i + 1]) },
+      fmt(r.metrics[i + 1], 'dur'))),
+    el('span', { class: 'num' }, fmt(r.metrics[0], 'int')));
     row.firstChild.style.width = ((100 * r.metrics[0]) / top).toFixed(1) + '%'; // CSSOM: allowed by the CSP
     return row;
   }));
@@ -239,7 +273,11 @@ async function refresh() {
   loadChart();
   loadRealtime();
   const grid = $('panels');
-  grid.replaceChildren(...PANELS.map(([title, tabs]) => panelCard(title, tabs)));
+  const panels = PANELS.map(([title, tabs]) => [title, title === 'Top pages'
+    ? tabs.map((t) => [...t, undefined, 'time_on_page']) : tabs]);
+  const links = ['outbound', 'downloads'].filter((e) => state.extras.includes(e)).map((e) => LINK_TABS[e]);
+  if (links.length) panels.splice(panels.length - 1, 0, ['Links', links]);
+  grid.replaceChildren(...panels.map(([title, tabs]) => panelCard(title, tabs)));
   const usage = el('section', { class: 'card panel', 'data-panel': 'Server usage' },
     el('div', { class: 'card-head' }, el('h2', {}, 'Server usage')), el('div', { class: 'rows' }));
   grid.append(usage);
@@ -262,6 +300,7 @@ async function start() {
   const params = new URLSearchParams(location.hash.slice(1));
   const info = await api('/api/v1/sites');
   state.noteEvents = info.note_events;
+  state.extras = info.agent_extras || [];
   const picker = $('site');
   picker.replaceChildren(...info.sites.map((s) => el('option', { value: s }, s)));
   state.site = info.sites.includes(params.get('site')) ? params.get('site') : await busiestSite(info.sites);

@@ -36,6 +36,10 @@ REFERRERS = [("", 40), ("https://www.google.com/", 25), ("https://duckduckgo.com
              ("https://lobste.rs/s/x", 2)]
 CAMPAIGNS = [("?utm_source=newsletter&utm_medium=email&utm_campaign=november", 4),
              ("?utm_source=mastodon&utm_medium=social&utm_campaign=launch", 2)]
+OUTBOUND = [("github.com/analytics/analytics_bp", 5), ("docs.influxdata.com/influxdb/v2/", 3),
+            ("mastodon.social/@analytics", 2), ("grafana.com/docs/grafana/latest/", 2)]
+DOWNLOADS = [("/files/analytics-guide.pdf", 5), ("/files/dashboards.zip", 3),
+             ("objects.example-cdn.net/releases/analytics_bp-0.2.0.tar.gz", 1)]
 AGENTS = [  # (User-Agent, navigator.platform, weight)
     ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
      "Chrome/131.0.0.0 Safari/537.36", "Win32", 30),
@@ -129,7 +133,25 @@ def beacons(day: date, zone: ZoneInfo, rng: random.Random) -> Iterator[Beacon]:
                     "domain": DEMO_SITE, "page": page, "event": "socialclick", "sess_id": sess,
                     "timezone": tz, "platform": platform,
                     "note": rng.choice(["mastodon", "mastodon", "linkedin", "bluesky"])}, ua, ip
+            yield from _extras(moment, body, page, rng, ua, ip)
             moment += timedelta(seconds=rng.randint(15, 240))
+
+
+def _extras(moment: datetime, pageview: dict[str, object], page: str, rng: random.Random, ua: str,
+            ip: str) -> Iterator[Beacon]:
+    """What agent.extras.js adds to a pageview: its engaged time, and now and then a click on a
+    link to another site or to a file."""
+    common = {k: pageview[k] for k in ("domain", "sess_id", "timezone", "platform")}
+    seconds = min(3600, int(rng.lognormvariate(3.4, 0.9)))
+    yield moment + timedelta(seconds=seconds), "event", {
+        **common, "page": page, "event": "engagement", "engaged": seconds, "pages": pageview["pages"]}, ua, ip
+    if page.startswith("/blog") and rng.random() < 0.15:
+        yield moment + timedelta(seconds=seconds), "event", {
+            **common, "page": page, "event": "outbound",
+            "note": _pick(rng, OUTBOUND)}, ua, ip
+    if page.startswith("/docs") and rng.random() < 0.12:
+        yield moment + timedelta(seconds=seconds), "event", {
+            **common, "page": page, "event": "download", "note": _pick(rng, DOWNLOADS)}, ua, ip
 
 
 def month_lines(cfg: Config, days: int, today: date, guard: TagGuard, seed: int = 7) -> list[str]:
@@ -169,6 +191,7 @@ def _demo_config(cfg: Config) -> Config:
     return replace(cfg, permitted_domains=(*cfg.permitted_domains, DEMO_SITE),
                    permitted_events=tuple({*cfg.permitted_events, "signup", "socialclick"}),
                    note_events=tuple({*cfg.note_events, "socialclick"}), geoip=True,
+                   agent_extras=("outbound", "downloads", "engagement"),
                    respect_dnt=False, skip_domains=())
 
 

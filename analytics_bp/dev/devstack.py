@@ -32,6 +32,7 @@ DEFAULTS = {
     "ANALYTICS_PERMITTED_DOMAINS": f"localhost,127.0.0.1,{DEMO_SITE}",
     "ANALYTICS_PERMITTED_EVENTS": "signup,socialclick",
     "ANALYTICS_NOTE_EVENTS": "socialclick",
+    "ANALYTICS_AGENT_EXTRAS": "outbound,downloads,engagement",
     "ANALYTICS_DEMO": "1",
     "ANALYTICS_STATE_DIR": str(RUN.resolve() / "state"),
     "ANALYTICS_BIND": "127.0.0.1:8000",
