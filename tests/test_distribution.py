@@ -69,7 +69,7 @@ def test_the_wheel_works_from_a_fresh_venv_without_node(influx: Influx, bucket: 
     python = str(venv / "bin" / "python")
     report = json.loads(run([python, "-c", CHECK], cwd=work, env=env).stdout.splitlines()[-1])
     assert report["file"].startswith(str(venv))
-    assert report["version"] == "0.2.0"
+    assert report["version"] == "0.3.0"
     assert (report["agent"], report["beacon"]) == (200, 204)
     built = ROOT / "agent_js" / "dist"  # what `make agent` builds from agent_js/src
     assert bytes.fromhex(report["agent_bytes"]) == (built / "agent.min.js").read_bytes()
@@ -79,7 +79,7 @@ def test_the_wheel_works_from_a_fresh_venv_without_node(influx: Influx, bucket: 
     assert [r["page"] for r in stored] == ["/wheel"]
 
     flask = str(venv / "bin" / "flask")
-    assert "0.2.0" in run([flask, "analytics", "--version"], cwd=work, env=env).stdout
+    assert "0.3.0" in run([flask, "analytics", "--version"], cwd=work, env=env).stdout
     setup = run([flask, "analytics", "setup"], cwd=work, env=env).stdout
     assert f"task {bucket}_daily: created" in setup
     run([flask, "analytics", "export", "grafana", str(tmp_path / "grafana")], cwd=work, env=env)

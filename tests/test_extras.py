@@ -153,7 +153,11 @@ def test_privacy_notice_lists_each_switched_on_extra(make_app: Any) -> None:
     assert notice["settings"]["ANALYTICS_AGENT_EXTRAS"] == (
         "Also recorded: outbound link clicks, time on page.")
     page = app.test_client().get("/analytics/privacy").get_data(as_text=True)
-    assert "<h3>Links and time on page</h3>" in page and "file" not in page.split("<h3>Links")[1][:300]
+    assert "<h3>Links and time on page</h3>" in page and "links to files" not in page
+    every = make_app(ANALYTICS_AGENT_EXTRAS=EXTRAS).test_client().get(
+        "/analytics/privacy", headers={"Accept": "application/json"}).get_json()["collected"]["extras"]
+    assert [line.split(":")[0] for line in every] == [
+        "Clicks on links to other sites", "Clicks on links to files (such as PDF or ZIP)", "Time on page"]
 
 
 def test_bad_extras_setting_is_one_config_error(make_app: Any) -> None:

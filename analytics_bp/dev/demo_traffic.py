@@ -39,7 +39,7 @@ CAMPAIGNS = [("?utm_source=newsletter&utm_medium=email&utm_campaign=november", 4
 OUTBOUND = [("github.com/analytics/analytics_bp", 5), ("docs.influxdata.com/influxdb/v2/", 3),
             ("mastodon.social/@analytics", 2), ("grafana.com/docs/grafana/latest/", 2)]
 DOWNLOADS = [("/files/analytics-guide.pdf", 5), ("/files/dashboards.zip", 3),
-             ("objects.example-cdn.net/releases/analytics_bp-0.2.0.tar.gz", 1)]
+             ("objects.example-cdn.net/releases/analytics_bp-0.3.0.tar.gz", 1)]
 AGENTS = [  # (User-Agent, navigator.platform, weight)
     ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
      "Chrome/131.0.0.0 Safari/537.36", "Win32", 30),
