@@ -10,6 +10,7 @@ import os
 import secrets
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,13 +67,21 @@ def influx() -> Iterator[Influx]:
             server.stop()
 
 
+@contextmanager
+def scratch_bucket(influx: Influx, prefix: str = "t") -> Iterator[str]:
+    """A fresh raw bucket (and its rollup buckets, if a test creates them), deleted afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    influx.admin.ensure_bucket(name, 0)
+    try:
+        yield name
+    finally:
+        influx.admin.drop_with_rollups(name)
+
+
 @pytest.fixture
 def bucket(influx: Influx) -> Iterator[str]:
-    """A fresh raw bucket (and its rollup buckets, if a test creates them), deleted afterwards."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    influx.admin.ensure_bucket(name, 0)
-    yield name
-    influx.admin.drop_with_rollups(name)
+    with scratch_bucket(influx) as name:
+        yield name
 
 
 @pytest.fixture

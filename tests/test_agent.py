@@ -5,8 +5,8 @@ from __future__ import annotations
 import gzip
 import json
 import time
-import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 
 from analytics_bp import privacy
 
-from .conftest import CHROME_UA, Influx
+from .conftest import CHROME_UA, Influx, scratch_bucket
 from .servers import ROOT, Gunicorn, StaticSite
 
 ARTIFACTS = ROOT / "test-artifacts"
@@ -39,20 +39,24 @@ def page_html(collector: str, attrs: str = "", head: str = "", script: str = "ag
 
 @pytest.fixture(scope="module")
 def agent_bucket(influx: Influx) -> Iterator[str]:
-    name = f"t_agent_{uuid.uuid4().hex[:8]}"
-    influx.admin.ensure_bucket(name, 0)
-    yield name
-    influx.admin.delete_bucket(name)
+    with scratch_bucket(influx, "t_agent") as name:
+        yield name
 
 
 @pytest.fixture(scope="module")
 def collector(influx: Influx, agent_bucket: str, tmp_path_factory: Any) -> Iterator[Gunicorn]:
-    state = tmp_path_factory.mktemp("agent-state")
-    env = {**influx.creds.as_env(), "ANALYTICS_BUCKET": agent_bucket,
-           "ANALYTICS_PERMITTED_DOMAINS": "site.test,127.0.0.1",
-           "ANALYTICS_PERMITTED_EVENTS": "socialclick,signup",
-           "ANALYTICS_NOTE_EVENTS": "socialclick", "ANALYTICS_STATE_DIR": str(state),
-           "ANALYTICS_FLUSH_INTERVAL": "0.2"}
+    with collector_for(influx, agent_bucket, tmp_path_factory.mktemp("agent-state"),
+                       ANALYTICS_PERMITTED_DOMAINS="site.test,127.0.0.1",
+                       ANALYTICS_PERMITTED_EVENTS="socialclick,signup",
+                       ANALYTICS_NOTE_EVENTS="socialclick") as server:
+        yield server
+
+
+@contextmanager
+def collector_for(influx: Influx, bucket: str, state: Path, **settings: str) -> Iterator[Gunicorn]:
+    """The collector under a real gunicorn (2 workers), writing to `bucket` every 0.2 s."""
+    env = {**influx.creds.as_env(), "ANALYTICS_BUCKET": bucket, "ANALYTICS_STATE_DIR": str(state),
+           "ANALYTICS_FLUSH_INTERVAL": "0.2", **settings}
     with Gunicorn(env, workers=2) as server:
         yield server
 
