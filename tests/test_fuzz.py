@@ -58,6 +58,7 @@ def app(influx: Influx, tmp_path_factory: Any) -> Iterator[Flask]:
     app = create_app(**influx.creds.as_env(), ANALYTICS_BUCKET=bucket,
                      ANALYTICS_STATE_DIR=str(tmp_path_factory.mktemp("fuzz")),
                      ANALYTICS_PERMITTED_DOMAINS="example.com", ANALYTICS_PERMITTED_EVENTS="signup",
+                     ANALYTICS_AGENT_EXTRAS="outbound,downloads,engagement",
                      ANALYTICS_DASHBOARD_TOKEN=TOKEN, ANALYTICS_FLUSH_INTERVAL=0.2,
                      ANALYTICS_HMAC_SECRET="fuzz-secret")
     yield app
@@ -126,13 +127,16 @@ beacon_objects = st.fixed_dictionaries(
      "page": st.sampled_from(["/", "/a?utm_source=X&utm_campaign=Y", "https://example.com/p#f"])
      | beacon_values},
     optional={key: beacon_values for key in ("referrer", "timezone", "platform", "sess_id", "pages",
-                                              "load_ms", "event", "note", "extra")})
+                                              "load_ms", "event", "note", "engaged", "extra")})
 plausible = st.fixed_dictionaries(
     {"domain": st.sampled_from(["example.com", "blog.example.org"]), "page": any_text},
     optional={"referrer": any_text, "timezone": st.integers(-840, 840), "platform": any_text,
               "sess_id": st.from_regex(r"\A[A-Za-z0-9_-]{1,64}\Z"), "pages": st.integers(1, 10**5),
-              "load_ms": st.integers(0, 600_000) | st.floats(0, 600_000), "event": st.just("signup"),
-              "note": any_text})
+              "load_ms": st.integers(0, 600_000) | st.floats(0, 600_000),
+              # the extras' events too: any note as a link, any number of engaged seconds
+              "event": st.sampled_from(["signup", "outbound", "download", "engagement"]),
+              "note": any_text | st.from_regex(r"\A([a-zA-Z0-9.-]{1,30})?/.{0,60}\Z"),
+              "engaged": st.integers(-5, 90_000) | st.floats(-1, 1e6)})
 bodies = (st.binary(max_size=600) | json_values.map(lambda v: json.dumps(v).encode())
           | beacon_objects.map(lambda v: json.dumps(v).encode())
           | beacon_objects.map(lambda v: json.dumps(v, ensure_ascii=False).encode("utf-8",
