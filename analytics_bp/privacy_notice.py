@@ -58,8 +58,9 @@ def notice(cfg: Config) -> dict[str, Any]:
             "ANALYTICS_SALT_PERIOD": f"Unique visitors are counted with a keyed hash of site, IP "
             f"address and User-Agent. The random key (salt) changes every {period}; the old one "
             "is deleted, so hashes cannot be linked across periods or recomputed later.",
-            "ANALYTICS_RAW_RETENTION": "Individual page views and events (with the salted visitor "
-            "and session hashes, which count as personal data while their key exists) are "
+            "ANALYTICS_RAW_RETENTION": "Individual page views, events and engaged times (with the "
+            "salted visitor and session hashes, which count as personal data while their key "
+            "exists) are "
             f"{_duration(cfg.raw_retention)}" + ("" if cfg.raw_retention == 0 else
                                                   " and then deleted")
             + "; records that could not be stored are deleted after at most "

@@ -142,7 +142,8 @@ def _extras(moment: datetime, pageview: dict[str, object], page: str, rng: rando
     """What agent.extras.js adds to a pageview: its engaged time, and now and then a click on a
     link to another site or to a file."""
     common = {k: pageview[k] for k in ("domain", "sess_id", "timezone", "platform")}
-    seconds = min(3600, int(rng.lognormvariate(3.4, 0.9)))
+    reading = 1.0 if page.startswith("/blog") else 0.5 if page.startswith("/docs") else 0.0
+    seconds = min(3600, int(rng.lognormvariate(3.0 + reading, 0.8)))  # posts are read longest
     yield moment + timedelta(seconds=seconds), "event", {
         **common, "page": page, "event": "engagement", "engaged": seconds, "pages": pageview["pages"]}, ua, ip
     if page.startswith("/blog") and rng.random() < 0.15:
