@@ -221,8 +221,10 @@ def normalise_page(raw: str) -> tuple[str, tuple[tuple[str, str], ...]]:
     return path, tuple(dict(utm).items())
 
 
-def parse(body: bytes, kind: str) -> Beacon:
-    """Validate a pageview or event body. Unknown fields are ignored."""
+def parse(body: bytes, kind: str, engagement: bool = False) -> Beacon:
+    """Validate a pageview or event body. Unknown fields are ignored. With `engagement` (the
+    extra is switched on), the event `engagement` must carry its seconds and pageview number;
+    without it, `engagement` is a name like any other."""
     data = decode_json(body)
     domain = normalise_domain(_string(data, "domain", 253, required=True))
     page, utm = normalise_page(_string(data, "page", MAX_PAGE_INPUT, required=True))
@@ -237,7 +239,7 @@ def parse(body: bytes, kind: str) -> Beacon:
         if not _EVENT.match(event):
             raise BeaconError(Reason.BAD_FIELD, "event")
         note = clean_text(_string(data, "note", MAX_NOTE * 4), MAX_NOTE)
-        if event == ENGAGEMENT:
+        if engagement and event == ENGAGEMENT:
             engaged, pages = _engagement(data)
     return Beacon(
         kind=kind,

@@ -100,7 +100,7 @@ class Collector:
             raise BeaconError(Reason.BAD_ENCODING)
         if self.cfg.respect_dnt and privacy.wants_no_tracking(parts.dnt, parts.gpc):
             return IGNORED
-        beacon = beacons.parse(parts.body, kind)
+        beacon = beacons.parse(parts.body, kind, self._engagement)
         if beacons.domain_matches(beacon.domain, self.cfg.skip_domains):
             return IGNORED
         self._check_policy(beacon, parts.origin)

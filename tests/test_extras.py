@@ -50,6 +50,15 @@ def test_extras_events_are_refused_unless_switched_on(make_app: Any, influx: Inf
     app = make_app(ANALYTICS_AGENT_EXTRAS="outbound")
     assert post(app, "event", {**BASE, "event": "outbound", "note": "github.com/x"}).status_code == 204
     assert post(app, "event", {**BASE, "event": "download", "note": "/a.pdf"}).status_code == 400
+    # with the extra off, a site's own event of the same name is an ordinary event
+    app = make_app(ANALYTICS_PERMITTED_EVENTS="engagement,download", ANALYTICS_NOTE_EVENTS="")
+    assert post(app, "event", {**BASE, "event": "engagement", "note": "newsletter"}).status_code == 204
+    assert post(app, "event", {**BASE, "event": "download", "note": ""}).status_code == 204
+    flush(app)
+    rows = [r for r in stored(influx, bucket, "event") if r["event"] != "outbound"]
+    assert sorted((r["event"], r.get("note") or "", r.get("file")) for r in rows) == [
+        ("download", "", None), ("engagement", "newsletter", None)]
+    assert stored(influx, bucket, "engagement") == []
 
 
 def test_link_and_engagement_points_keep_host_and_path_only(make_app: Any, influx: Influx,
