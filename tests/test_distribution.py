@@ -25,13 +25,15 @@ app = create_app()
 client = app.test_client()
 agent = client.get("/analytics/agent.js")
 debug = client.get("/analytics/agent.debug.js")
+extras = client.get("/analytics/agent.extras.js")
 beacon = client.post("/analytics/pageview", data=json.dumps({"domain": "example.com", "page": "/wheel"}),
                      headers={"Content-Type": "text/plain", "User-Agent": "Mozilla/5.0 (X11; Linux x86_64) "
                               "AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"})
 assert app.extensions["analytics"].sink().drain()
 app.extensions["analytics"].close()
 print(json.dumps({"agent": agent.status_code, "agent_bytes": agent.data.hex(),
-                  "debug_bytes": debug.data.hex(), "beacon": beacon.status_code,
+                  "debug_bytes": debug.data.hex(), "extras_bytes": extras.data.hex(),
+                  "beacon": beacon.status_code,
                   "file": analytics_bp.__file__, "version": analytics_bp.__version__}))
 """
 
@@ -74,6 +76,7 @@ def test_the_wheel_works_from_a_fresh_venv_without_node(influx: Influx, bucket: 
     built = ROOT / "agent_js" / "dist"  # what `make agent` builds from agent_js/src
     assert bytes.fromhex(report["agent_bytes"]) == (built / "agent.min.js").read_bytes()
     assert bytes.fromhex(report["debug_bytes"]) == (built / "agent.debug.js").read_bytes()
+    assert bytes.fromhex(report["extras_bytes"]) == (built / "agent.extras.min.js").read_bytes()
     stored = influx.query('from(bucket: b) |> range(start: 0) |> filter(fn: (r) => '
                           'r._measurement == "pageview" and r._field == "count")', b=bucket)
     assert [r["page"] for r in stored] == ["/wheel"]

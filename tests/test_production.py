@@ -105,10 +105,13 @@ def test_burst_gets_429s_and_every_204_is_stored(
     assert len(stored_for(influx, bucket, sess, expect=ok)) == ok
 
 
-def test_agent_served_by_nginx_with_caching_headers(stack: tuple[Gunicorn, Nginx]) -> None:
+@pytest.mark.parametrize(("path", "built"), [("agent.js", "agent.min.js"),
+                                             ("agent.extras.js", "agent.extras.min.js")])
+def test_agent_served_by_nginx_with_caching_headers(stack: tuple[Gunicorn, Nginx], path: str,
+                                                    built: str) -> None:
     _, nginx = stack
     conn = http.client.HTTPConnection("127.0.0.1", nginx.port, timeout=5)
-    conn.request("GET", "/analytics/agent.js", headers={"Accept-Encoding": "gzip"})
+    conn.request("GET", f"/analytics/{path}", headers={"Accept-Encoding": "gzip"})
     resp = conn.getresponse()
     body = resp.read()
     assert resp.status == 200
@@ -117,9 +120,9 @@ def test_agent_served_by_nginx_with_caching_headers(stack: tuple[Gunicorn, Nginx
     assert resp.getheader("Content-Type", "").startswith("application/javascript")
     etag = resp.getheader("ETag")
     assert etag
-    served = Path(__file__).parent.parent / "analytics_bp" / "static" / "agent.min.js"
+    served = Path(__file__).parent.parent / "analytics_bp" / "static" / built
     assert gzip.decompress(body) == served.read_bytes()
-    conn.request("GET", "/analytics/agent.js", headers={"If-None-Match": etag})
+    conn.request("GET", f"/analytics/{path}", headers={"If-None-Match": etag})
     again = conn.getresponse()
     again.read()
     assert again.status == 304
