@@ -15,9 +15,12 @@ AGENTS = (("Chrome", "Windows", "desktop"), ("Firefox", "Linux", "desktop"),
 COUNTRIES = ("GB", "DE", "FR", "US", "NL", "-")
 
 
-def pageviews(n: int, start_ns: int, span_ns: int, seed: int = 1) -> Iterator[str]:
-    """`n` pageview lines with unique, increasing timestamps spread evenly over `span_ns`."""
+def pageviews(n: int, start_ns: int, span_ns: int, seed: int = 1, engaged_every: int = 0) -> Iterator[str]:
+    """`n` pageview lines with unique, increasing timestamps spread evenly over `span_ns`; with
+    `engaged_every`, also the engaged time (`agent.extras.js`) of every so many pageviews, half a
+    step later (its own random numbers, so the pageviews stay the same)."""
     rnd = random.Random(seed)
+    engaged = random.Random(seed + 1)
     step = max(span_ns // n, 1)
     for i in range(n):
         browser, os_name, device = rnd.choice(AGENTS)
@@ -28,3 +31,8 @@ def pageviews(n: int, start_ns: int, span_ns: int, seed: int = 1) -> Iterator[st
         fields = {"count": 1, "visitor": f"{rnd.getrandbits(64):016x}", "sess_id": f"s{i // 3}",
                   "pages": 1 + i % 3, "load_ms": 150 + rnd.randrange(900)}
         yield line("pageview", tags, fields, start_ns + i * step)
+        if engaged_every and i % engaged_every == 0:
+            seconds = min(3600, int(engaged.lognormvariate(3.4, 1)))
+            yield line("engagement", {k: v for k, v in tags.items() if k != "source"},
+                       {"sess_id": fields["sess_id"], "seconds": seconds, "pageview": fields["pages"]},
+                       start_ns + i * step + step // 2)

@@ -76,8 +76,9 @@ def measure(admin: Admin, target: InfluxTarget, n: int, progress: Any) -> dict[s
     first_day = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=days)
     start_ns = int(first_day.timestamp() * 1e9)
     install(admin, target.bucket)
-    progress(f"writing {n:,} raw pageviews over {days} days into {target.bucket}")
-    seconds = deliver(target, list(pageviews(n, start_ns, days * 86400 * 10**9, seed=11)))
+    progress(f"writing {n:,} raw pageviews (and the engaged time of every second one) over {days} days "
+             f"into {target.bucket}")
+    seconds = deliver(target, list(pageviews(n, start_ns, days * 86400 * 10**9, seed=11, engaged_every=2)))
     progress(f"written in {seconds:.1f}s; rolling up")
     started = time.perf_counter()
     roll_up(admin, target.bucket, first_day, days, progress)

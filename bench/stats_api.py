@@ -21,27 +21,31 @@ REPEAT = 20
 
 
 def dashboard_queries(site: str, period: str = "30d") -> list[tuple[str, str, dict[str, Any] | None]]:
-    """(name, path, body) of what dashboard.js asks for one view, in its order."""
+    """(name, path, body) of what dashboard.js asks for one view, in its order, with the agent's
+    extras switched on (the engaged-time cards, time on page beside the top pages, the Links panel's
+    first tab)."""
     q = "/analytics/api/v2/query"
     figures = ["visitors", "visits", "pageviews", "bounce_rate", "views_per_visit", "median_load_time"]
 
     def query(**body: Any) -> dict[str, Any]:
         return {"site_id": site, "date_range": period, **body}
 
-    breakdowns = [("top pages", "event:page", "pageviews", []),
-                  ("sources", "visit:source", "pageviews", [["is_not", "visit:source", ["internal"]]]),
-                  ("browsers", "visit:browser", "pageviews", []),
-                  ("countries", "visit:country", "pageviews", []),
-                  ("time zones", "visit:timezone", "pageviews", []),
-                  ("events", "event:name", "events", [])]
+    breakdowns = [("top pages", "event:page", ["pageviews", "time_on_page"], []),
+                  ("sources", "visit:source", ["pageviews"], [["is_not", "visit:source", ["internal"]]]),
+                  ("browsers", "visit:browser", ["pageviews"], []),
+                  ("countries", "visit:country", ["pageviews"], []),
+                  ("time zones", "visit:timezone", ["pageviews"], []),
+                  ("outbound links", "event:props:destination", ["events"], []),
+                  ("events", "event:name", ["events"], [])]
     return [
         ("sites", "/analytics/api/v1/sites", None),
         ("first day (all)", q, {"site_id": site, "metrics": ["pageviews"], "date_range": "all"}),
         ("top figures", q, query(metrics=figures)),
+        ("engaged figures", q, query(metrics=["visit_duration", "time_on_page"])),
         ("chart by day", q, query(metrics=["visitors", "pageviews"], dimensions=["time:day"],
                                   include={"time_labels": True})),
-        *[(name, q, query(metrics=[metric], dimensions=[dim], filters=filters,
-                          pagination={"limit": 10})) for name, dim, metric, filters in breakdowns],
+        *[(name, q, query(metrics=metrics, dimensions=[dim], filters=filters,
+                          pagination={"limit": 10})) for name, dim, metrics, filters in breakdowns],
         ("realtime", f"/analytics/api/v1/stats/realtime/visitors?site_id={site}", None),
         ("server usage", f"/analytics/api/v1/usage?date_range={period}", None),
     ]
@@ -51,7 +55,8 @@ def measure(creds: InfluxCredentials, bucket: str, state: str, raw_points: int,
             progress: Callable[[str], None]) -> dict[str, Any]:
     app = create_app(**creds.as_env(), ANALYTICS_BUCKET=bucket, ANALYTICS_STATE_DIR=state,
                      ANALYTICS_PERMITTED_DOMAINS="a.example,b.example,c.example",
-                     ANALYTICS_DASHBOARD_TOKEN=TOKEN, ANALYTICS_RAW_RETENTION="0")
+                     ANALYTICS_DASHBOARD_TOKEN=TOKEN, ANALYTICS_RAW_RETENTION="0",
+                     ANALYTICS_AGENT_EXTRAS="outbound,downloads,engagement")
     client = app.test_client()
     headers = {"Authorization": f"Bearer {TOKEN}"}
     queries = dashboard_queries(SITE)
