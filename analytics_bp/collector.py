@@ -104,6 +104,7 @@ class Collector:
         if beacons.domain_matches(beacon.domain, self.cfg.skip_domains):
             return IGNORED
         self._check_policy(beacon, parts.origin)
+        link = self._link(beacon) if beacon.event in self._link_events else None
         agent = enrich.describe_agent(parts.user_agent)
         if agent.bot:
             return IGNORED
@@ -115,7 +116,7 @@ class Collector:
         visitor = privacy.visitor_hash(salt, beacon.domain, ip, parts.user_agent)
         session = privacy.session_hash(salt, beacon.domain, beacon.sess_id) if beacon.sess_id else ""
         country = self.country(ip) if self.cfg.geoip else "unknown"
-        sink.write(self._line(beacon, agent, country, visitor, session, sink.clock.next_ns()))
+        sink.write(self._line(beacon, agent, country, visitor, session, sink.clock.next_ns(), link))
         return ACCEPTED
 
     def _check_policy(self, beacon: Beacon, origin: str | None) -> None:
@@ -142,7 +143,7 @@ class Collector:
         return self.guard.admit(domain, tag, value)
 
     def _line(self, beacon: Beacon, agent: enrich.Agent, country: str, visitor: str, session: str,
-              ts: int) -> str:
+              ts: int, link: tuple[str, str, str] | None = None) -> str:
         domain = self.guard.admit("*", "domain", beacon.domain, self.cfg.max_domains)
         tags = {
             "domain": domain,
@@ -172,8 +173,8 @@ class Collector:
             return line("engagement", tags, fields, ts)
         tags["event"] = beacon.event
         fields["note"] = beacon.note
-        if beacon.event in self._link_events:
-            tag, value, fields["note"] = self._link(beacon)
+        if link is not None:
+            tag, value, fields["note"] = link
             tags[tag] = self._bounded(domain, tag, value)
         elif beacon.event in self._note_events:
             tags["label"] = self._bounded(domain, f"label:{beacon.event}", beacon.note or "(none)")
@@ -183,7 +184,7 @@ class Collector:
     def _link(beacon: Beacon) -> tuple[str, str, str]:
         """(tag, its value, note) of an outbound click (`destination`: the host; note: host and
         path) or a download (`file`: the path, with its host when it is on another site).
-        Raising here refuses the beacon before anything is written."""
+        Checked with the policy, so a refused link never takes a place in a tag registry."""
         host, path = beacons.link_target(beacon.note)
         if beacon.event == "outbound":
             if not host or host == beacon.domain:

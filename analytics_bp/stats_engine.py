@@ -356,6 +356,11 @@ class Engine:
             # Sum in InfluxDB: one row per combination instead of one per day and combination.
             tags = [TAG_DIMENSIONS[d] for d in q.dimensions]
             flux += f" |> group(columns: {json.dumps(tags)}) |> sum() |> group()"
+        elif source.kind == "engagement":
+            # One row per page and day, and only the four columns used: a month of a site's pages
+            # is thousands of rows, and the client's cost is per cell.
+            flux += (' |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value") '
+                     '|> keep(columns: ["_time", "page", "median", "views"]) |> group()')
         records = self._read(flux, params)
         if source.kind == "traffic":
             self._add_traffic(q, records, rows)
@@ -400,14 +405,11 @@ class Engine:
 
     def _add_engagement(self, q: Query, records: list[dict[str, Any]],
                         rows: dict[tuple[str, ...], Components]) -> None:
-        """`_1d` `engagement` rows: one median and pageview count per page and day."""
-        per_page: dict[tuple[datetime, str], dict[str, Any]] = defaultdict(dict)
+        """`_1d` `engagement` rows (pivoted): one median and pageview count per page and day."""
         for rec in records:
-            per_page[(rec["_time"], str(rec.get("page")))][rec["_field"]] = rec["_value"]
-        for (stamp, page), values in per_page.items():
-            key = self._key(q, {"page": page}, stamp)
-            if key is not None and "median" in values:
-                rows[key].engaged_medians.append((float(values["median"]), int(values.get("views", 0))))
+            key = self._key(q, rec, rec["_time"])
+            if key is not None and rec.get("median") is not None:
+                rows[key].engaged_medians.append((float(rec["median"]), int(rec.get("views") or 0)))
 
     def _read_raw(self, q: Query, start: datetime, stop: datetime,
                   rows: dict[tuple[str, ...], Components]) -> None:
