@@ -263,6 +263,11 @@ def test_rollups_match_independent_figures_and_rerun_changes_nothing(
                         daily[(d, domain, field)] for d in days)
                 assert monthly[(month, domain, "visitors")] == pytest.approx(
                     statistics.mean(daily[(d, domain, "visitors")] for d in days))
+        # engaged time sums per month (b.example has it in March only): visit duration per month
+        for field in ("visit_seconds", "engaged_visits"):
+            assert monthly[(3, "b.example", field)] == sum(
+                v for (d, domain, name), v in ENGAGED_TRAFFIC.items() if name == field)
+            assert (2, "b.example", field) not in monthly and (3, "a.example", field) not in monthly
         snapshots.append((hourly, got, pages, monthly))
         if attempt == 0:
             run_all(influx, bucket)  # second pass: every window processed again

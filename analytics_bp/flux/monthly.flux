@@ -1,5 +1,7 @@
 // Monthly traffic per domain from the daily rollups, recomputed daily for this month so far and
 // the previous month (points stamped at the month's start overwrite the previous run's).
+// Engaged time (the agent's extras): visit_seconds and engaged_visits sum, so the month's visit
+// duration is their ratio, exact.
 // Unique visitors: with a daily salt a visitor's hash changes every day, so the monthly figure is
 // the average of daily uniques (as seed 001 does); with a monthly salt, true monthly uniques.
 import "date"
@@ -28,7 +30,8 @@ traffic = from(bucket: daily)
     |> filter(fn: (r) => r._measurement == "traffic")
 
 traffic
-    |> filter(fn: (r) => r._field == "pageviews" or r._field == "sessions" or r._field == "bounces")
+    |> filter(fn: (r) => r._field == "pageviews" or r._field == "sessions" or r._field == "bounces"
+        or r._field == "visit_seconds" or r._field == "engaged_visits")
     |> monthly(fn: sum, name: "sums")
 
 visitorsFromDays = () =>
