@@ -122,7 +122,7 @@
     // larger total and the rollups keep the last one per pageview.
     var ticks = 0, sentSeconds = 0;
     var engagement = function () {
-      let seconds = ticks / 10 | 0;
+      let seconds = Math.round(ticks / 10);
       if ('engagement' in options && lastPage && seconds > sentSeconds) {
         send('event', { event: 'engagement', page: lastPage, pages: view, engaged: sentSeconds = seconds });
       }

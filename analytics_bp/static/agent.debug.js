@@ -69,7 +69,7 @@
     d.addEventListener("auxclick", onClick, true);
     var ticks = 0, sentSeconds = 0;
     var engagement = function() {
-      let seconds = ticks / 10 | 0;
+      let seconds = Math.round(ticks / 10);
       if ("engagement" in options && lastPage && seconds > sentSeconds) {
         send("event", { event: "engagement", page: lastPage, pages: view, engaged: sentSeconds = seconds });
       }
