@@ -16,7 +16,7 @@ from . import beacons, enrich, privacy
 from .beacons import Beacon, BeaconError, Reason
 from .cardinality import TagGuard
 from .points import line
-from .settings import EXTRA_EVENTS, Config
+from .settings import Config
 from .writer import Writer
 
 TEXT_TYPES = ("application/json", "text/plain", "")
@@ -78,9 +78,8 @@ class Collector:
         self.guard = guard
         self.country = country or (lambda ip: "unknown")
         self._events = config.accepted_events
-        extras = {EXTRA_EVENTS[e] for e in config.agent_extras}  # only switched-on extras
-        self._link_events = extras & LINK_EVENTS
-        self._engagement = beacons.ENGAGEMENT in extras
+        self._link_events = config.extra_events & LINK_EVENTS
+        self._engagement = beacons.ENGAGEMENT in config.extra_events
         self._note_events = frozenset(config.note_events)
 
     def handle(self, kind: str, parts: RequestParts) -> Outcome:
@@ -113,7 +112,9 @@ class Collector:
             return SPOOL_FULL
         ip = privacy.client_ip(parts.remote_addr, parts.forwarded_for, self.cfg.trusted_proxies)
         salt = self.salts.current()
-        visitor = privacy.visitor_hash(salt, beacon.domain, ip, parts.user_agent)
+        # engaged time counts pageviews, not visitors: no visitor hash is made for it
+        visitor = "" if beacon.engaged is not None else privacy.visitor_hash(
+            salt, beacon.domain, ip, parts.user_agent)
         session = privacy.session_hash(salt, beacon.domain, beacon.sess_id) if beacon.sess_id else ""
         country = self.country(ip) if self.cfg.geoip else "unknown"
         sink.write(self._line(beacon, agent, country, visitor, session, sink.clock.next_ns(), link))
@@ -155,6 +156,9 @@ class Collector:
             "timezone": "unknown" if beacon.timezone is None else str(beacon.timezone),
             "platform": enrich.platform_family(beacon.platform),
         }
+        if beacon.engaged is not None:  # the engagement extra: its own measurement, no count
+            return line("engagement", tags, {"sess_id": session, "seconds": beacon.engaged,
+                                             "pageview": beacon.pages or 1}, ts)
         fields: dict[str, str | int] = {"count": 1, "visitor": visitor}
         if session:
             fields["sess_id"] = session
@@ -167,10 +171,6 @@ class Collector:
             if beacon.load_ms is not None:
                 fields["load_ms"] = beacon.load_ms
             return line("pageview", tags, fields, ts)
-        if self._engagement and beacon.event == beacons.ENGAGEMENT:
-            del fields["count"], fields["visitor"]
-            fields.update(seconds=beacon.engaged or 0, pageview=beacon.pages or 1)
-            return line("engagement", tags, fields, ts)
         tags["event"] = beacon.event
         fields["note"] = beacon.note
         if link is not None:

@@ -21,17 +21,13 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, render_template, request
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-from .state import AnalyticsState, current_state
+from .state import current_state
 from .stats_query import DATE_RANGES, DIMENSIONS, METRICS, QueryError, parse
 
 log = logging.getLogger("analytics.dashboard")
 COOKIE = "analytics_dashboard"
 COOKIE_MAX_AGE = 7 * 86400
 STATIC = {"dashboard.js": "application/javascript", "dashboard.css": "text/css"}
-
-
-def _state() -> AnalyticsState:
-    return current_state()
 
 
 def _error(status: int, code: str, message: str) -> Response:
@@ -41,22 +37,22 @@ def _error(status: int, code: str, message: str) -> Response:
 
 
 def _enabled() -> bool:
-    state = _state()
+    state = current_state()
     return bool(state.config.dashboard_token) or state.dashboard_auth is not None
 
 
 def _signer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(_state().config.dashboard_token, salt="analytics-dashboard")
+    return URLSafeTimedSerializer(current_state().config.dashboard_token, salt="analytics-dashboard")
 
 
 def _token_matches(given: str) -> bool:
-    token = _state().config.dashboard_token
+    token = current_state().config.dashboard_token
     return bool(token) and hmac.compare_digest(given.encode(), token.encode())
 
 
 def _cookie_valid() -> bool:
     value = request.cookies.get(COOKIE)
-    if not value or not _state().config.dashboard_token:
+    if not value or not current_state().config.dashboard_token:
         return False
     try:
         return bool(_signer().loads(value, max_age=COOKIE_MAX_AGE) == "signed-in")
@@ -66,7 +62,7 @@ def _cookie_valid() -> bool:
 
 def authorised() -> bool:
     """A host app's own check, else a bearer token or the signed session cookie."""
-    check = _state().dashboard_auth
+    check = current_state().dashboard_auth
     if check is not None:
         return bool(check())
     header = request.headers.get("Authorization", "")
@@ -95,7 +91,7 @@ def _no_store(resp: Response) -> Response:
 def _today() -> Any:
     from zoneinfo import ZoneInfo
 
-    return datetime.now(ZoneInfo(_state().config.timezone)).date()
+    return datetime.now(ZoneInfo(current_state().config.timezone)).date()
 
 
 def query_api() -> Response:
@@ -106,7 +102,7 @@ def query_api() -> Response:
     if request.mimetype != "application/json":
         return _error(415, "unsupported_media_type", "send the query as application/json")
     body = request.get_json(silent=True)
-    state = _state()
+    state = current_state()
     engine = state.stats()
     try:
         query = parse(body, engine.sites, state.config.timezone, _today(), engine.first_day)
@@ -121,7 +117,7 @@ def realtime_api() -> Response:
     refused = _guard_api()
     if refused is not None:
         return refused
-    engine = _state().stats()
+    engine = current_state().stats()
     site = request.args.get("site_id", "")
     if site not in engine.sites():
         return _no_store(_error(400, "bad_query", "site_id must be a permitted domain"))
@@ -133,7 +129,7 @@ def sites_api() -> Response:
     refused = _guard_api()
     if refused is not None:
         return refused
-    state = _state()
+    state = current_state()
     return _no_store(jsonify({"sites": state.stats().sites(), "time_zone": state.config.timezone,
                               "note_events": list(state.config.note_events),
                               "agent_extras": list(state.config.agent_extras)}))
@@ -144,7 +140,7 @@ def usage_api() -> Response:
     refused = _guard_api()
     if refused is not None:
         return refused
-    state = _state()
+    state = current_state()
     raw = request.args.get("date_range", "30d")
     date_range: Any = raw.split(",") if "," in raw else raw
     try:
@@ -160,7 +156,7 @@ def page() -> Response | tuple[str, int]:
     """GET {prefix}/dashboard: the login form until signed in, then the dashboard."""
     if not _enabled():
         return _error(404, "not_found", "not found")
-    state = _state()
+    state = current_state()
     prefix = state.config.url_prefix
     if not authorised():
         if state.dashboard_auth is not None:
@@ -180,9 +176,9 @@ def page() -> Response | tuple[str, int]:
 
 def login() -> Response:
     """POST {prefix}/dashboard/login with form field `token`."""
-    if not _enabled() or _state().dashboard_auth is not None:
+    if not _enabled() or current_state().dashboard_auth is not None:
         return _error(404, "not_found", "not found")
-    prefix = _state().config.url_prefix
+    prefix = current_state().config.url_prefix
     target = f"{prefix}/dashboard"
     if not _token_matches(request.form.get("token", "")):
         return _redirect(target + "?failed=1")
@@ -193,7 +189,7 @@ def login() -> Response:
 
 
 def logout() -> Response:
-    prefix = _state().config.url_prefix
+    prefix = current_state().config.url_prefix
     resp = _redirect(f"{prefix}/dashboard")
     resp.delete_cookie(COOKIE, path=prefix or "/")
     return resp

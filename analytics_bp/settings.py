@@ -343,9 +343,14 @@ class Config:
         return min(self.raw_retention, month) if self.raw_retention else month
 
     @property
+    def extra_events(self) -> frozenset[str]:
+        """The event names of the switched-on extras (ANALYTICS_AGENT_EXTRAS)."""
+        return frozenset(EXTRA_EVENTS[e] for e in self.agent_extras)
+
+    @property
     def accepted_events(self) -> frozenset[str]:
         """Event names /event accepts: the permitted ones and those of the switched-on extras."""
-        return frozenset(self.permitted_events) | {EXTRA_EVENTS[e] for e in self.agent_extras}
+        return frozenset(self.permitted_events) | self.extra_events
 
     @property
     def rollup_buckets(self) -> dict[str, str]:

@@ -420,20 +420,26 @@ class Engine:
         if "events" in q.metrics or q.event_scope:
             self._raw_measurement(q, "event", start, stop, rows)
 
-    def _raw_measurement(self, q: Query, measurement: str, start: datetime, stop: datetime,
-                         rows: dict[tuple[str, ...], Components]) -> None:
-        """Raw points of one measurement, pivoted to one row per point, aggregated per day."""
+    def _raw_points(self, q: Query, measurement: str, start: datetime, stop: datetime,
+                    fields: tuple[str, ...]) -> list[dict[str, Any]]:
+        """The site's raw points of one measurement in [start, stop) passing the query's filters,
+        pivoted to one row per point with `fields` (names from this module) as columns."""
         params: dict[str, Any] = {"bucket": self.cfg.bucket, "site": q.site_id, "start": start,
                                   "stop": stop, "m": measurement}
         where = self._filter_expr(q.filters, params)
-        fields = ('(r._field == "count" or r._field == "visitor" or r._field == "sess_id" '
-                  'or r._field == "load_ms")')
-        records = self._read(
+        picked = " or ".join(f'r._field == "{name}"' for name in fields)
+        return self._read(
             "from(bucket: bucket) |> range(start: start, stop: stop) "
-            f"|> filter(fn: (r) => r._measurement == m and r.domain == site and {fields}) "
+            f"|> filter(fn: (r) => r._measurement == m and r.domain == site and ({picked})) "
             f"|> filter(fn: (r) => {where}) "
             '|> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value") '
             '|> drop(columns: ["_start", "_stop", "_measurement"]) |> group()', params)
+
+    def _raw_measurement(self, q: Query, measurement: str, start: datetime, stop: datetime,
+                         rows: dict[tuple[str, ...], Components]) -> None:
+        """Raw points of one measurement, pivoted to one row per point, aggregated per day."""
+        records = self._raw_points(q, measurement, start, stop,
+                                   ("count", "visitor", "sess_id", "load_ms"))
         counts_visitors = measurement == "event" if q.event_scope else measurement == "pageview"
         visitors: dict[tuple[tuple[str, ...], date], set[str]] = defaultdict(set)
         sessions: dict[tuple[tuple[str, ...], date], set[str]] = defaultdict(set)
@@ -473,15 +479,7 @@ class Engine:
                         rows: dict[tuple[str, ...], Components]) -> None:
         """Engaged time from raw points, counted as the daily rollup does: per site day, each
         pageview (session hash and number) once, with the largest running total it sent."""
-        params: dict[str, Any] = {"bucket": self.cfg.bucket, "site": q.site_id, "start": start,
-                                  "stop": stop}
-        where = self._filter_expr(q.filters, params)
-        records = self._read(
-            "from(bucket: bucket) |> range(start: start, stop: stop) "
-            '|> filter(fn: (r) => r._measurement == "engagement" and r.domain == site) '
-            f"|> filter(fn: (r) => {where}) "
-            '|> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value") '
-            '|> drop(columns: ["_start", "_stop", "_measurement"]) |> group()', params)
+        records = self._raw_points(q, "engagement", start, stop, ("seconds", "pageview", "sess_id"))
         views: dict[tuple[date, str, int], dict[str, Any]] = {}
         for rec in records:
             view = (rec["_time"].astimezone(self.zone).date(), str(rec.get("sess_id")),

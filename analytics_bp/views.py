@@ -16,14 +16,10 @@ from flask import Blueprint, Response, jsonify, render_template, request
 
 from . import __version__, dashboard
 from .collector import Outcome, RequestParts
-from .state import AnalyticsState, current_state
+from .state import current_state
 
 AGENT_FILES = {"agent.js": "agent.min.js", "agent.extras.js": "agent.extras.min.js",
                "agent.debug.js": "agent.debug.js"}
-
-
-def _state() -> AnalyticsState:
-    return current_state()
 
 
 def _read_body(limit: int) -> bytes:
@@ -44,7 +40,7 @@ def _respond(outcome: Outcome) -> Response:
 
 
 def collect(kind: str) -> Response:
-    state = _state()
+    state = current_state()
     headers = request.headers
     parts = RequestParts(
         body=_read_body(state.config.max_body),
@@ -71,7 +67,7 @@ def event() -> Response:
 def health() -> tuple[Response, int]:
     """`{"status": "ok"}` (200) or `"unavailable"` (503) for anyone; the details (InfluxDB's error,
     the writer's counters) only for a caller on this host or one the dashboard lets in."""
-    state = _state()
+    state = current_state()
     sink = state.sink()
     reachable = sink.reachable()
     writer = sink.health()
@@ -129,7 +125,7 @@ def privacy() -> Response:
     """The notice from the live settings: JSON when asked for, HTML otherwise."""
     from .privacy_notice import notice
 
-    data = notice(_state().config)
+    data = notice(current_state().config)
     best = request.accept_mimetypes.best_match(["text/html", "application/json"])
     if best == "application/json" and request.accept_mimetypes["application/json"] > \
             request.accept_mimetypes["text/html"]:

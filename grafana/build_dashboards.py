@@ -53,26 +53,22 @@ def series(bucket: str, measurement: str, by: list[str], fn: str = "sum", field:
     )
 
 
-BOUNCE = (
-    'from(bucket: v.defaultBucket + "_1d")\n'
-    "  |> range(start: v.timeRangeStart, stop: v.timeRangeStop)\n"
-    '  |> filter(fn: (r) => r._measurement == "traffic" and (r._field == "bounces" or r._field == "sessions"))\n'
-    '  |> filter(fn: (r) => r.domain =~ /^${domain:regex}$/)\n'
-    '  |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")\n'
-    '  |> map(fn: (r) => ({_time: r._time, domain: r.domain, _value: if r.sessions > 0 then 100.0 * float(v: r.bounces) / float(v: r.sessions) else 0.0}))\n'
-    '  |> group(columns: ["domain"])'
-)
+def daily_ratio(numerator: str, denominator: str, scale: str = "") -> str:
+    """A per-day ratio of two `_1d` traffic fields, per domain (0 on a day without the denominator)."""
+    return (
+        'from(bucket: v.defaultBucket + "_1d")\n'
+        "  |> range(start: v.timeRangeStart, stop: v.timeRangeStop)\n"
+        f'  |> filter(fn: (r) => r._measurement == "traffic" and (r._field == "{numerator}" or r._field == "{denominator}"))\n'
+        '  |> filter(fn: (r) => r.domain =~ /^${domain:regex}$/)\n'
+        '  |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")\n'
+        f"  |> map(fn: (r) => ({{_time: r._time, domain: r.domain, _value: if r.{denominator} > 0 then {scale}float(v: r.{numerator}) / float(v: r.{denominator}) else 0.0}}))\n"
+        '  |> group(columns: ["domain"])'
+    )
 
+
+BOUNCE = daily_ratio("bounces", "sessions", "100.0 * ")
 # Visit duration per day: the daily rollup's engaged seconds over the visits that sent them.
-VISIT_DURATION = (
-    'from(bucket: v.defaultBucket + "_1d")\n'
-    "  |> range(start: v.timeRangeStart, stop: v.timeRangeStop)\n"
-    '  |> filter(fn: (r) => r._measurement == "traffic" and (r._field == "visit_seconds" or r._field == "engaged_visits"))\n'
-    '  |> filter(fn: (r) => r.domain =~ /^${domain:regex}$/)\n'
-    '  |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")\n'
-    '  |> map(fn: (r) => ({_time: r._time, domain: r.domain, _value: float(v: r.visit_seconds) / float(v: r.engaged_visits)}))\n'
-    '  |> group(columns: ["domain"])'
-)
+VISIT_DURATION = daily_ratio("visit_seconds", "engaged_visits")
 
 # Median time on page per page over the range: the pageview-weighted median of the daily medians
 # (the Stats API's time_on_page on rolled-up days): sort a page's days by median, add up their

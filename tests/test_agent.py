@@ -6,7 +6,6 @@ import gzip
 import json
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -37,28 +36,27 @@ def page_html(collector: str, attrs: str = "", head: str = "", script: str = "ag
 <span id="inner">Share</span></button><a id="plain" href="#top">plain</a></body></html>"""
 
 
-@pytest.fixture(scope="module")
-def agent_bucket(influx: Influx) -> Iterator[str]:
-    with scratch_bucket(influx, "t_agent") as name:
-        yield name
+def module_collector(prefix: str, **settings: str) -> Any:
+    """A module-scoped `collector` fixture: the collector under a real gunicorn (2 workers),
+    writing every 0.2 s to a scratch bucket of its own (`collector.env["ANALYTICS_BUCKET"]`)."""
+    @pytest.fixture(scope="module", name="collector")
+    def fixture(influx: Influx, tmp_path_factory: Any) -> Iterator[Gunicorn]:
+        with scratch_bucket(influx, prefix) as bucket:
+            env = {**influx.creds.as_env(), "ANALYTICS_BUCKET": bucket, "ANALYTICS_FLUSH_INTERVAL": "0.2",
+                   "ANALYTICS_STATE_DIR": str(tmp_path_factory.mktemp(prefix)), **settings}
+            with Gunicorn(env, workers=2) as server:
+                yield server
+    return fixture
+
+
+collector = module_collector("t_agent", ANALYTICS_PERMITTED_DOMAINS="site.test,127.0.0.1",
+                             ANALYTICS_PERMITTED_EVENTS="socialclick,signup",
+                             ANALYTICS_NOTE_EVENTS="socialclick")
 
 
 @pytest.fixture(scope="module")
-def collector(influx: Influx, agent_bucket: str, tmp_path_factory: Any) -> Iterator[Gunicorn]:
-    with collector_for(influx, agent_bucket, tmp_path_factory.mktemp("agent-state"),
-                       ANALYTICS_PERMITTED_DOMAINS="site.test,127.0.0.1",
-                       ANALYTICS_PERMITTED_EVENTS="socialclick,signup",
-                       ANALYTICS_NOTE_EVENTS="socialclick") as server:
-        yield server
-
-
-@contextmanager
-def collector_for(influx: Influx, bucket: str, state: Path, **settings: str) -> Iterator[Gunicorn]:
-    """The collector under a real gunicorn (2 workers), writing to `bucket` every 0.2 s."""
-    env = {**influx.creds.as_env(), "ANALYTICS_BUCKET": bucket, "ANALYTICS_STATE_DIR": str(state),
-           "ANALYTICS_FLUSH_INTERVAL": "0.2", **settings}
-    with Gunicorn(env, workers=2) as server:
-        yield server
+def agent_bucket(collector: Gunicorn) -> str:
+    return collector.env["ANALYTICS_BUCKET"]
 
 
 @pytest.fixture(scope="module")

@@ -25,9 +25,9 @@ from analytics_bp.snippet import agent_sri, script_tag
 from analytics_bp.stats_engine import Engine
 from analytics_bp.stats_query import QueryError, parse
 
-from .conftest import CHROME_UA, Influx, flush, scratch_bucket
+from .conftest import CHROME_UA, Influx, flush
 from .servers import ROOT, Gunicorn, StaticSite
-from .test_agent import CHROMIUM_ARGS, Recorder, collector_for
+from .test_agent import CHROMIUM_ARGS, Recorder, module_collector
 from .test_collector import post, stored
 from .test_rollups import make_dataset, rolled
 
@@ -178,17 +178,13 @@ def test_bad_extras_setting_is_one_config_error(make_app: Any) -> None:
 
 # -- real Chromium, real gunicorn, real influxd ---------------------------------------------------
 
-@pytest.fixture(scope="module")
-def extras_bucket(influx: Influx) -> Iterator[str]:
-    with scratch_bucket(influx, "t_extras") as name:
-        yield name
+collector = module_collector("t_extras", ANALYTICS_PERMITTED_DOMAINS="site.test",
+                             ANALYTICS_AGENT_EXTRAS=EXTRAS)
 
 
 @pytest.fixture(scope="module")
-def collector(influx: Influx, extras_bucket: str, tmp_path_factory: Any) -> Iterator[Gunicorn]:
-    with collector_for(influx, extras_bucket, tmp_path_factory.mktemp("extras-state"),
-                       ANALYTICS_PERMITTED_DOMAINS="site.test", ANALYTICS_AGENT_EXTRAS=EXTRAS) as server:
-        yield server
+def extras_bucket(collector: Gunicorn) -> str:
+    return collector.env["ANALYTICS_BUCKET"]
 
 
 @pytest.fixture(scope="module")
