@@ -13,7 +13,7 @@ import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -21,6 +21,7 @@ from flask import Flask, render_template_string
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from analytics_bp import settings
+from analytics_bp.points import line
 from analytics_bp.snippet import agent_sri, script_tag
 from analytics_bp.stats_engine import Engine
 from analytics_bp.stats_query import QueryError, parse
@@ -532,3 +533,23 @@ def test_time_on_page_visit_duration_and_link_dimensions_in_every_mode(
                                      sorted(links.items(), key=lambda kv: (-kv[1], kv[0])) if e == event]
     github = ask(metrics=["events", "visitors"], filters=[["is", "event:props:destination", ["github.com"]]])
     assert github["results"][0]["metrics"][0] == 2
+
+
+def test_a_malformed_engagement_point_cannot_stop_the_daily_rollup(influx: Influx, bucket: str) -> None:
+    """An engagement point the collector would never write (no session hash) is left out by the
+    daily task; the task succeeds and every other figure of the day is rolled up."""
+    from .test_rollups import DAYS, run, setup_rollups, write
+
+    at = int((DAYS[1] + timedelta(hours=10)).timestamp() * 1e9)
+    tags = {"domain": "a.example", "page": "/p"}
+    write(influx, bucket, [
+        line("pageview", {**tags, "source": "direct"}, {"count": 1, "visitor": "v", "sess_id": "s"}, at),
+        line("engagement", tags, {"sess_id": "s", "seconds": 7, "pageview": 1}, at + 1),
+        line("engagement", tags, {"seconds": 99, "pageview": 1}, at + 2),
+    ])
+    setup_rollups(influx, bucket)
+    run(influx, bucket, "daily", DAYS[1] + timedelta(days=1, hours=1))
+    traffic = {r["_field"]: r["_value"] for r in influx.query(
+        'from(bucket: b) |> range(start: 0) |> filter(fn: (r) => r._measurement == "traffic")',
+        b=bucket + "_1d")}
+    assert (traffic["pageviews"], traffic["engaged_views"], traffic["visit_seconds"]) == (1, 1, 7)

@@ -99,6 +99,9 @@ engaged = from(bucket: raw)
     |> range(start: start, stop: stop)
     |> filter(fn: (r) => r._measurement == "engagement")
     |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")
+    // The collector always writes all three; a point written otherwise is left out, not allowed
+    // to fail the whole task (and every other rollup of the day with it).
+    |> filter(fn: (r) => exists r.sess_id and exists r.pageview and exists r.seconds)
     |> group(columns: ["domain"])
     |> window(every: 1d)
     |> map(fn: (r) => ({r with view: r.sess_id + ":" + string(v: r.pageview), _value: float(v: r.seconds)}))
