@@ -14,6 +14,8 @@ import threading
 import time
 from pathlib import Path
 
+from . import safefs
+
 SLOTS = 1000
 
 
@@ -51,7 +53,7 @@ def claim_slot(directory: Path, slots: range = range(SLOTS)) -> tuple[int, int]:
     across hosts must come from the host's share of the slots, never from chance."""
     directory.mkdir(parents=True, exist_ok=True)
     for slot in slots:
-        fd = os.open(directory / f"{slot:03d}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        fd = safefs.open_private(directory / f"{slot:03d}.lock", os.O_RDWR | os.O_CREAT)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return slot, fd

@@ -8,11 +8,12 @@ further than privacy.py/enrich.py: nothing returned or written can hold them.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from . import beacons, enrich, privacy
+from . import beacons, enrich, privacy, safefs
 from .beacons import Beacon, BeaconError, Reason
 from .cardinality import TagGuard
 from .points import line
@@ -33,6 +34,8 @@ class Outcome:
 ACCEPTED = Outcome(204, stored=True)
 IGNORED = Outcome(204)
 SPOOL_FULL = Outcome(503, "collector busy, retry later")
+STATE_REFUSED = Outcome(503, "collector state refused, see its log")
+log = logging.getLogger("analytics_bp.collector")
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +92,9 @@ class Collector:
             self._count_rejection(err.reason)
             status = 413 if err.reason is Reason.TOO_LARGE else 400
             return Outcome(status, str(err))
+        except safefs.UnsafeState as err:  # a link or a stranger's file in the state: not followed
+            log.error("state file %s %s", err.filename, err.strerror)
+            return STATE_REFUSED
 
     def _handle(self, kind: str, parts: RequestParts) -> Outcome:
         if len(parts.body) > self.cfg.max_body:

@@ -20,7 +20,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Protocol
 
-from . import periods
+from . import periods, safefs
 
 SALT_BYTES = 32
 
@@ -64,7 +64,9 @@ class SaltStore:
 
     File `salt-<period>` holds raw random bytes (mode 0600). Creation writes a temp file and
     hard-links it into place: the link fails if another worker won, and then we read theirs.
-    Salts of earlier periods are deleted SALT_GRACE_SECONDS after the new period starts.
+    Salts of earlier periods are deleted SALT_GRACE_SECONDS after the new period starts. A salt
+    file that is a symbolic link or not this user's own is refused (safefs.UnsafeState), never
+    used: a planted salt would let its planter recover visitors' IPs from their hashes.
     """
 
     def __init__(self, directory: str, period: str, clock: TimeSource | ModuleType = time) -> None:
@@ -103,11 +105,11 @@ class SaltStore:
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         path = self.dir / f"salt-{key}"
         with contextlib.suppress(FileNotFoundError):
-            data = path.read_bytes()
+            data = safefs.read_private(path)
             if len(data) == SALT_BYTES:
                 return data
         tmp = self.dir / f".salt-{key}-{os.getpid()}-{secrets.token_hex(4)}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = safefs.open_private(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
         try:
             os.write(fd, secrets.token_bytes(SALT_BYTES))
             os.fsync(fd)
@@ -119,7 +121,7 @@ class SaltStore:
             pass
         finally:
             tmp.unlink(missing_ok=True)
-        return path.read_bytes()
+        return safefs.read_private(path)
 
     def delete_old_salts(self, keep: str) -> None:
         for path in self.dir.glob("salt-*"):

@@ -4,16 +4,21 @@ Why: the cardinality guard (the first N tag values per domain and month) and `se
 identifiers per salt period) need the same thing: every worker of a host agrees on which values are
 already in the set, across restarts, and nothing outlives its period. One file per key and period,
 appended under an exclusive lock; a process keeps what it has read and reads only what others
-appended since; folders of other periods are deleted when a new period starts.
+appended since; folders of other periods are deleted when a new period starts. Files are opened
+with safefs.open_private: a symbolic link planted here is refused, never followed, so no beacon can
+make the collector append to a file outside its state.
 """
 
 from __future__ import annotations
 
 import fcntl
 import hashlib
+import os
 import shutil
 import threading
 from pathlib import Path
+
+from . import safefs
 
 
 class PeriodRegistry:
@@ -40,7 +45,8 @@ class PeriodRegistry:
                 return True, False, len(known)
             path = self._path(period, key)
             path.parent.mkdir(parents=True, exist_ok=True)
-            with path.open("a+", encoding="utf-8", errors="surrogatepass") as handle:
+            fd = safefs.open_private(path, os.O_RDWR | os.O_APPEND | os.O_CREAT)
+            with os.fdopen(fd, "a+", encoding="utf-8", errors="surrogatepass") as handle:
                 fcntl.flock(handle, fcntl.LOCK_EX)
                 handle.seek(self._offsets.get(key, 0))
                 known.update(handle.read().splitlines())
@@ -68,5 +74,9 @@ class PeriodRegistry:
         self._offsets.clear()
         if self.root.is_dir():
             for folder in self.root.iterdir():
-                if folder.is_dir() and folder.name != period:
+                if folder.name == period:
+                    continue
+                if safefs.is_symlink(folder):
+                    folder.unlink()  # the link itself, never what it points to
+                elif folder.is_dir():
                     shutil.rmtree(folder, ignore_errors=True)

@@ -10,12 +10,13 @@ from __future__ import annotations
 import os
 import re
 import sys
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
 import click
+
+from . import safefs
 
 _DURATION = re.compile(r"^(\d+)([smhdw])$")
 _DURATION_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -46,6 +47,7 @@ def startup_check(config: Mapping[str, Any], program: str, workers: int = 0,
         cfg = load(config)
         if needs_influx:
             influx_target(config, cfg.bucket)
+        check_state_dirs(cfg)
         if workers > len(cfg.writer_slots):
             raise ConfigError(f"ANALYTICS_WORKERS={workers}: expected at most {len(cfg.writer_slots)} "
                               "worker processes on this host (ANALYTICS_SLOTS_PER_HOST writer slots "
@@ -173,10 +175,6 @@ def _token(value: Any) -> str:
     return text
 
 
-def _state_dir() -> str:
-    return os.path.join(tempfile.gettempdir(), f"analytics_bp-{os.getuid()}")
-
-
 @dataclass(frozen=True)
 class Setting:
     name: str
@@ -214,11 +212,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ANALYTICS_SALT_PERIOD", "day", "`day` or `month`: how long a visitor hash stays "
             "the same before its salt is deleted.", _salt_period, privacy=True),
     Setting("ANALYTICS_SALT_DIR", "", "Directory shared by the workers of a host for the current "
-            "salt (default: <tmp>/analytics_bp-<uid>/salts)."),
-    Setting("ANALYTICS_STATE_DIR", "", "Directory for the per-host tag-value registry (default: "
-            "<tmp>/analytics_bp-<uid>)."),
+            "salt (default: <state>/salts)."),
+    Setting("ANALYTICS_STATE_DIR", "", "Directory for the collector's state: tag registry, salts, "
+            "spool, sessions (default: `$XDG_STATE_HOME/analytics_bp`, else "
+            "`~/.local/state/analytics_bp`; without a home of this user's, "
+            "`<tmp>/analytics_bp-<uid>`). It and everything in it must belong to the collector's "
+            "user and be writable by no one else: start-up stops on anything else."),
     Setting("ANALYTICS_SPOOL_DIR", "", "Durable write-ahead spool for points not yet in InfluxDB "
-            "(default: <tmp>/analytics_bp-<uid>/spool)."),
+            "(default: <state>/spool)."),
     Setting("ANALYTICS_SPOOL_MAX_BYTES", 256 * 1024 * 1024, "Spool size at which beacons are "
             "answered 503 instead of being dropped.", _int_at_least(1)),
     Setting("ANALYTICS_HOST_ID", "", "With several collector hosts on one InfluxDB: this host's "
@@ -407,7 +408,7 @@ def load(config: Mapping[str, Any]) -> Config:
             values[_attr(setting.name)] = setting.parse(raw)
         except (TypeError, ValueError) as err:
             raise ConfigError(f"{setting.name}={_shown(setting, raw)}: {err}") from None
-    state = values["state_dir"] or _state_dir()
+    state = values["state_dir"] or safefs.default_state_dir()
     values["state_dir"] = state
     values["salt_dir"] = values["salt_dir"] or os.path.join(state, "salts")
     values["spool_dir"] = values["spool_dir"] or os.path.join(state, "spool")
@@ -415,6 +416,26 @@ def load(config: Mapping[str, Any]) -> Config:
     cfg = Config(**values)
     _validate(cfg)
     return cfg
+
+
+def check_state_dirs(cfg: Config) -> None:
+    """Create the state, salt and spool folders (0700) and check everything in them belongs to
+    this user alone (safefs): the first problem is one line naming its setting."""
+    done: list[str] = []
+    for name, path in (("ANALYTICS_STATE_DIR", cfg.state_dir), ("ANALYTICS_SALT_DIR", cfg.salt_dir),
+                       ("ANALYTICS_SPOOL_DIR", cfg.spool_dir)):
+        problem = safefs.make_private_dir(path)
+        if problem:
+            raise ConfigError(f"{name}={path!r}: the folder {problem}; expected a folder that only "
+                              "the collector's user owns and can write (mode 0700)")
+        if any(os.path.commonpath([path, d]) == d for d in done):
+            continue  # inside a folder checked already
+        bad, problem = safefs.tree_problem(path)
+        if bad:
+            raise ConfigError(f"{name}={path!r}: {bad} {problem}; expected only files and folders "
+                              "of the collector's user that no one else can write, and no "
+                              "symbolic links")
+        done.append(path)
 
 
 def _validate(cfg: Config) -> None:

@@ -6,6 +6,10 @@ and sequence (so sorting the names gives delivery order). A deliverer locks a se
 before reading it, so two workers never send the same segment at once, and deletes it once InfluxDB
 took it. Lines that cannot be delivered are appended, on their own, to `rejected/` with the reason.
 
+Nothing here follows a symbolic link (safefs): a segment that is a link or a stranger's file is
+refused with a log line and removed (the link itself), never read, so no one can feed the spool
+points or make it read a file outside the state folder.
+
 Framing: every line is stored after a comment line holding its CRC-32 (`#crc 1a2b3c4d`; line
 protocol allows comments, though they are stripped before sending). A segment cut short by a crash,
 or damaged on disk, is read line by line: each line whose checksum matches is delivered, the rest
@@ -17,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import logging
 import os
 import threading
 import time
@@ -24,6 +29,9 @@ import zlib
 from io import BufferedReader
 from pathlib import Path
 
+from . import safefs
+
+log = logging.getLogger("analytics_bp.spool")
 FRAME = b"#crc "
 
 
@@ -107,7 +115,7 @@ class Spool:
         total = 0
         for segment in self.dir.glob("*.lp"):
             with contextlib.suppress(FileNotFoundError):
-                total += segment.stat().st_size
+                total += os.lstat(segment).st_size
         return total
 
     @staticmethod
@@ -115,8 +123,12 @@ class Spool:
         """The segment, opened and exclusively locked; None when another deliverer has it or
         has delivered it already. Closing the handle releases the lock."""
         try:
-            handle = segment.open("rb")
+            handle = os.fdopen(safefs.open_private(segment, os.O_RDONLY), "rb")
         except FileNotFoundError:
+            return None
+        except safefs.UnsafeState as err:
+            log.error("spool segment %s %s", segment, err.strerror)
+            segment.unlink(missing_ok=True)  # a link is removed itself; its target is untouched
             return None
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -140,7 +152,7 @@ class Spool:
         target = self.rejected_dir / name
         try:
             _write_file(target, b"".join(item + b"\n" for item in lines))
-            target.with_suffix(".reason").write_text(reason + "\n")
+            _write_file(target.with_suffix(".reason"), reason.encode(errors="replace") + b"\n")
         except OSError:
             target.unlink(missing_ok=True)
             raise
@@ -153,7 +165,7 @@ class Spool:
         removed = 0
         for path in list(self.rejected_dir.iterdir()):
             with contextlib.suppress(FileNotFoundError):
-                if path.stat().st_mtime < cutoff:
+                if os.lstat(path).st_mtime < cutoff:
                     path.unlink()
                     removed += path.suffix == ".lp"
         return removed
@@ -165,7 +177,7 @@ class Spool:
 def _write_file(path: Path, data: bytes) -> None:
     """Create `path` with all of `data`, fsynced. os.write may write less than asked (a disk
     filling up): loop until every byte is written or an error says why not."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    fd = safefs.open_private(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
     try:
         view = memoryview(data)
         while view:

@@ -19,7 +19,7 @@ from typing import Any
 
 from flask import current_app
 
-from . import enrich, privacy
+from . import enrich, privacy, settings
 from .backfill import Backfill
 from .cardinality import TagGuard
 from .collector import Collector
@@ -42,6 +42,7 @@ class AnalyticsState:
 
     def __init__(self, config: Config, target: InfluxTarget,
                  dashboard_auth: Callable[[], bool] | None = None) -> None:
+        settings.check_state_dirs(config)  # before any salt, registry or spool file is opened
         self.config = config
         self.target = target
         self.dashboard_auth = dashboard_auth

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import re
 import time
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ParamSpec, Protocol, TypeVar
 
-from . import periods, privacy
+from . import periods, privacy, safefs
 from .cardinality import TagGuard
 from .points import line, valid_text
 from .registry import PeriodRegistry
@@ -159,7 +160,8 @@ class Usage:
         """Record `golive` the first time this host starts for this bucket."""
         try:
             self._golive_path.parent.mkdir(parents=True, exist_ok=True)
-            with self._golive_path.open("x") as handle:
+            fd = safefs.open_private(self._golive_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+            with os.fdopen(fd, "w") as handle:
                 handle.write(datetime.now(UTC).isoformat() + "\n")
         except FileExistsError:
             return False
