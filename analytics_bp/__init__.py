@@ -27,7 +27,7 @@ def create_app(**overrides: object) -> Flask:
     """A standalone collector app; every setting comes from the environment (or `overrides`).
 
     Its usage API is `app.extensions["analytics"]` (an AnalyticsState bound to this app)."""
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)  # the package's static/ is served by the blueprint
     app.config.update(from_environ(os.environ))
     app.config.update(overrides)
     Analytics(app)

@@ -69,6 +69,7 @@ class BeaconError(ValueError):
         super().__init__(f"{reason.value}: {field}" if field else reason.value)
         self.reason = reason
         self.field = field
+        self.domain = ""  # the beacon's domain, once parsing got that far (for the log)
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +228,14 @@ def parse(body: bytes, kind: str, engagement: bool = False) -> Beacon:
     without it, `engagement` is a name like any other."""
     data = decode_json(body)
     domain = normalise_domain(_string(data, "domain", 253, required=True))
+    try:
+        return _parse_fields(data, domain, kind, engagement)
+    except BeaconError as err:
+        err.domain = domain
+        raise
+
+
+def _parse_fields(data: dict[str, Any], domain: str, kind: str, engagement: bool) -> Beacon:
     page, utm = normalise_page(_string(data, "page", MAX_PAGE_INPUT, required=True))
     sess_id = _string(data, "sess_id", MAX_SESS_ID)
     if sess_id and not _SESS_ID.match(sess_id):

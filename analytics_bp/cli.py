@@ -43,21 +43,37 @@ def tasks_command() -> None:
     if not rows:
         click.echo("no tasks: run `flask analytics setup`")
     for row in rows:
-        last = row["last_run"].isoformat() if row["last_run"] else "never"
-        status = row["last_status"] or "-"
-        click.echo(f"{row['name']:<28} {row['status']:<9} every {row['every'] or '-':<4} "
-                   f"last run {last} ({status})" + (f": {row['last_error']}" if row["last_error"] else ""))
+        # InfluxDB sets a new task's "latest completed" to its creation time: a task that never
+        # ran has no run status, and then says so.
+        ran = bool(row["last_status"]) and row["last_run"] is not None
+        last = f"last run {row['last_run'].isoformat()} ({row['last_status']})" if ran else "never ran"
+        click.echo(f"{row['name']:<28} {row['status']:<9} every {row['every'] or '-':<4} {last}"
+                   + (f": {row['last_error']}" if row["last_error"] else ""))
 
 
 @analytics_cli.command("snippet")
 @click.option("--origin", default="https://stats.example.com", help="Where the collector is served.")
-def snippet_command(origin: str) -> None:
-    """Print the script tag (and the recordEvent queue stub) for a site's templates."""
+@click.option("--extras", default=None, help="Comma list of outbound, downloads, engagement for "
+              "agent.extras.js (default: ANALYTICS_AGENT_EXTRAS; `none` for the plain agent.js).")
+@click.option("--allow-local", is_flag=True, help="Also count visits from localhost and 127.0.0.1.")
+def snippet_command(origin: str, extras: str | None, allow_local: bool) -> None:
+    """Print the script tag (and the recordEvent queue stub) for a site's templates: the extras
+    build when ANALYTICS_AGENT_EXTRAS (or --extras) switches any on."""
+    from .settings import EXTRA_EVENTS
     from .snippet import queue_stub, script_tag
 
     state = current_state()
+    chosen = state.config.agent_extras if extras is None else tuple(
+        e.strip() for e in extras.split(",") if e.strip() and e.strip() != "none")
+    unknown = sorted(set(chosen) - set(EXTRA_EVENTS))
+    if unknown:
+        raise click.BadParameter(f"unknown extra {unknown[0]}; expected {', '.join(EXTRA_EVENTS)}",
+                                 param_hint="--extras")
+    options: dict[str, object] = {name: True for name in chosen}
+    if allow_local:
+        options["allow_local"] = True
     click.echo(queue_stub())
-    click.echo(script_tag(origin.rstrip("/") + state.config.url_prefix))
+    click.echo(script_tag(origin.rstrip("/") + state.config.url_prefix, **options))
 
 
 @analytics_cli.group("export")

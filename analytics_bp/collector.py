@@ -9,6 +9,8 @@ further than privacy.py/enrich.py: nothing returned or written can hold them.
 from __future__ import annotations
 
 import logging
+import threading
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -35,7 +37,8 @@ ACCEPTED = Outcome(204, stored=True)
 IGNORED = Outcome(204)
 SPOOL_FULL = Outcome(503, "collector busy, retry later")
 STATE_REFUSED = Outcome(503, "collector state refused, see its log")
-log = logging.getLogger("analytics_bp.collector")
+log = logging.getLogger("analytics.collector")
+FIRST_REFUSALS_LOGGED = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,12 +87,16 @@ class Collector:
         self._link_events = config.extra_events & LINK_EVENTS
         self._engagement = beacons.ENGAGEMENT in config.extra_events
         self._note_events = frozenset(config.note_events)
+        self.rejections: Counter[str] = Counter()  # this process's refusals by reason (/health)
+        self._refusals_logged: set[tuple[str, str]] = set()
+        self._refusal_lock = threading.Lock()
 
     def handle(self, kind: str, parts: RequestParts) -> Outcome:
         try:
             return self._handle(kind, parts)
         except BeaconError as err:
             self._count_rejection(err.reason)
+            self._log_first_refusal(err)
             status = 413 if err.reason is Reason.TOO_LARGE else 400
             return Outcome(status, str(err))
         except safefs.UnsafeState as err:  # a link or a stranger's file in the state: not followed
@@ -108,8 +115,12 @@ class Collector:
         beacon = beacons.parse(parts.body, kind, self._engagement)
         if beacons.domain_matches(beacon.domain, self.cfg.skip_domains):
             return IGNORED
-        self._check_policy(beacon, parts.origin)
-        link = self._link(beacon) if beacon.event in self._link_events else None
+        try:
+            self._check_policy(beacon, parts.origin)
+            link = self._link(beacon) if beacon.event in self._link_events else None
+        except BeaconError as err:
+            err.domain = beacon.domain
+            raise
         agent = enrich.describe_agent(parts.user_agent)
         if agent.bot:
             return IGNORED
@@ -140,11 +151,28 @@ class Collector:
             raise BeaconError(Reason.EVENT_NOT_PERMITTED)
 
     def _count_rejection(self, reason: Reason) -> None:
+        with self._refusal_lock:
+            self.rejections[reason.code] += 1
         try:
             sink = self._sink()
         except Exception:
             return
         sink.add_count(("rejected", (("reason", reason.code),)))
+
+    def _log_first_refusal(self, err: BeaconError) -> None:
+        """The first refusal per reason and domain, at info: a new site owner sees why the first
+        visits are missing (`domain not permitted: www.example.com`), a flood costs one line per
+        kind (at most FIRST_REFUSALS_LOGGED kinds per process)."""
+        key = (err.reason.code, err.domain)
+        with self._refusal_lock:
+            if key in self._refusals_logged or len(self._refusals_logged) >= FIRST_REFUSALS_LOGGED:
+                return
+            self._refusals_logged.add(key)
+        hint = ""
+        if err.reason is Reason.DOMAIN_NOT_PERMITTED:
+            hint = (f" (ANALYTICS_PERMITTED_DOMAINS is {','.join(self.cfg.permitted_domains)}; a "
+                    "subdomain such as www. needs its own entry or a *. pattern)")
+        log.info("refused beacon, the first of its kind: %s: %s%s", err, err.domain or "-", hint)
 
     def _bounded(self, domain: str, tag: str, value: str) -> str:
         return self.guard.admit(domain, tag, value)

@@ -2,11 +2,13 @@
 
 Why off by default: the API answers questions about every permitted site, so nothing is served
 until ANALYTICS_DASHBOARD_TOKEN (or a host app's `dashboard_auth` check) says who may ask; without
-either, every route here is a 404, indistinguishable from a missing route. The page signs in with
-the token once and then holds a signed, HttpOnly, SameSite=Strict cookie (Secure over https); API
-callers send `Authorization: Bearer <token>`. Tokens are compared in constant time. Only
-aggregates leave the server: the engine reads visitor hashes and session IDs to count them and
-never returns one.
+either, every route here is the host app's own 404, indistinguishable from a missing route. The
+page signs in with the token once and then holds an HttpOnly, SameSite=Strict session cookie
+(Secure over TLS) that the server can revoke (sessions.py); API callers send
+`Authorization: Bearer <token>`. Tokens are compared in constant time, wrong ones are throttled
+per client, and sign-in and sign-out accept only same-origin requests (Sec-Fetch-Site, else
+Origin), so no other site can sign a user out or in. Only aggregates leave the server: the engine
+reads visitor hashes and session IDs to count them and never returns one.
 """
 
 from __future__ import annotations
@@ -17,16 +19,18 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
-from flask import Blueprint, Response, jsonify, render_template, request
-from itsdangerous import BadSignature, URLSafeTimedSerializer
+from flask import Blueprint, Response, abort, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException
 
+from . import pages
+from .privacy import client_ip
 from .state import current_state
 from .stats_query import DATE_RANGES, DIMENSIONS, METRICS, QueryError, parse
 
 log = logging.getLogger("analytics.dashboard")
 COOKIE = "analytics_dashboard"
-COOKIE_MAX_AGE = 7 * 86400
 STATIC = {"dashboard.js": "application/javascript", "dashboard.css": "text/css"}
 
 
@@ -41,8 +45,15 @@ def _enabled() -> bool:
     return bool(state.config.dashboard_token) or state.dashboard_auth is not None
 
 
-def _signer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_state().config.dashboard_token, salt="analytics-dashboard")
+def _require_enabled() -> None:
+    """Off: the host app's own 404, the same as for a route that does not exist."""
+    if not _enabled():
+        abort(404)
+
+
+def _client() -> str:
+    cfg = current_state().config
+    return client_ip(request.remote_addr, request.headers.get("X-Forwarded-For"), cfg.trusted_proxies)
 
 
 def _token_matches(given: str) -> bool:
@@ -50,30 +61,53 @@ def _token_matches(given: str) -> bool:
     return bool(token) and hmac.compare_digest(given.encode(), token.encode())
 
 
+def _checked_token(given: str) -> bool:
+    """Compare, counting a wrong token against the client (the caller checked the throttle)."""
+    if _token_matches(given):
+        return True
+    current_state().auth_throttle.failed(_client())
+    return False
+
+
 def _cookie_valid() -> bool:
     value = request.cookies.get(COOKIE)
-    if not value or not current_state().config.dashboard_token:
-        return False
-    try:
-        return bool(_signer().loads(value, max_age=COOKIE_MAX_AGE) == "signed-in")
-    except BadSignature:
-        return False
+    state = current_state()
+    return bool(value) and bool(state.config.dashboard_token) and state.sessions().valid(value or "")
+
+
+def _bearer() -> str | None:
+    header = request.headers.get("Authorization", "")
+    return header[7:].strip() if header.startswith("Bearer ") else None
+
+
+def retry_after() -> int:
+    """Seconds this client must wait after too many wrong tokens (0: it may try)."""
+    return current_state().auth_throttle.retry_after(_client())
 
 
 def authorised() -> bool:
-    """A host app's own check, else a bearer token or the signed session cookie."""
+    """A host app's own check, else a bearer token (counted when wrong) or a live session."""
     check = current_state().dashboard_auth
     if check is not None:
         return bool(check())
-    header = request.headers.get("Authorization", "")
-    if header.startswith("Bearer "):
-        return _token_matches(header[7:].strip())
+    bearer = _bearer()
+    if bearer is not None:
+        return retry_after() == 0 and _checked_token(bearer)
     return _cookie_valid()
 
 
+def _throttled(wait: int) -> Response:
+    resp = _error(429, "too_many_requests", f"too many wrong tokens from this client; retry in {wait} s")
+    resp.headers["Retry-After"] = str(wait)
+    return _no_store(resp)
+
+
 def _guard_api() -> Response | None:
-    if not _enabled():
-        return _error(404, "not_found", "not found")
+    _require_enabled()
+    if current_state().dashboard_auth is None and _bearer() is not None:
+        wait = retry_after()
+        if wait:
+            return _throttled(wait)
     if not authorised():
         resp = _error(401, "unauthorized", "send Authorization: Bearer <ANALYTICS_DASHBOARD_TOKEN>")
         resp.headers["WWW-Authenticate"] = 'Bearer realm="analytics"'
@@ -86,6 +120,26 @@ def _no_store(resp: Response) -> Response:
     resp.headers["X-Content-Type-Options"] = "nosniff"
     resp.headers["Referrer-Policy"] = "no-referrer"
     return resp
+
+
+def same_origin() -> bool:
+    """A browser's own form, not another site's: Sec-Fetch-Site where the browser sends it, else
+    an Origin naming this host; a request with neither (not a browser) cannot be cross-site."""
+    fetch_site = request.headers.get("Sec-Fetch-Site")
+    if fetch_site is not None:
+        return fetch_site.strip().lower() in ("same-origin", "none")
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True
+    try:
+        origin_host = (urlsplit(origin).hostname or "").lower()
+    except ValueError:
+        return False
+    return origin_host != "" and origin_host == (request.host.rsplit(":", 1)[0].strip("[]").lower())
+
+
+def _cross_site() -> Response:
+    return _no_store(_error(403, "cross_site", "sign-in and sign-out must come from this site's own page"))
 
 
 def _today() -> Any:
@@ -105,7 +159,9 @@ def query_api() -> Response:
     state = current_state()
     engine = state.stats()
     try:
-        query = parse(body, engine.sites, state.config.timezone, _today(), engine.first_day)
+        site = body.get("site_id") if isinstance(body, dict) else None
+        query = parse(body, lambda: engine.sites_with(site), state.config.timezone, _today(),
+                      engine.first_day)
         answer = engine.run(query)
     except QueryError as err:
         return _no_store(_error(400, "bad_query", str(err)))
@@ -119,7 +175,7 @@ def realtime_api() -> Response:
         return refused
     engine = current_state().stats()
     site = request.args.get("site_id", "")
-    if site not in engine.sites():
+    if site not in engine.sites_with(site):
         return _no_store(_error(400, "bad_query", "site_id must be a permitted domain"))
     return _no_store(jsonify(engine.realtime_visitors(site)))
 
@@ -152,46 +208,60 @@ def usage_api() -> Response:
         return _no_store(_error(400, "bad_query", str(err)))
 
 
-def page() -> Response | tuple[str, int]:
+def page() -> Response:
     """GET {prefix}/dashboard: the login form until signed in, then the dashboard."""
-    if not _enabled():
-        return _error(404, "not_found", "not found")
+    _require_enabled()
     state = current_state()
     prefix = state.config.url_prefix
     if not authorised():
         if state.dashboard_auth is not None:
             return _error(403, "forbidden", "not allowed")
         failed = request.args.get("failed") == "1"
-        html = render_template("analytics/login.html", prefix=prefix, failed=failed)
-        return _no_store(Response(html, status=401 if failed else 200, mimetype="text/html"))
+        wait = retry_after()
+        html = render_template("analytics/login.html", prefix=prefix, failed=failed, wait=wait)
+        resp = pages.html(html, status=429 if wait else 401 if failed else 200)
+        if wait:
+            resp.headers["Retry-After"] = str(wait)
+        return resp
     html = render_template("analytics/dashboard.html", prefix=prefix, metrics=METRICS,
                            dimensions=DIMENSIONS, date_ranges=DATE_RANGES,
                            signed_in_by_token=state.dashboard_auth is None)
-    resp = Response(html, mimetype="text/html")
-    resp.headers["Content-Security-Policy"] = (
-        "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
-        "img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
-    return _no_store(resp)
+    return pages.html(html)
 
 
 def login() -> Response:
-    """POST {prefix}/dashboard/login with form field `token`."""
-    if not _enabled() or current_state().dashboard_auth is not None:
-        return _error(404, "not_found", "not found")
-    prefix = current_state().config.url_prefix
-    target = f"{prefix}/dashboard"
-    if not _token_matches(request.form.get("token", "")):
+    """POST {prefix}/dashboard/login with form field `token`, from the login page only."""
+    _require_enabled()
+    state = current_state()
+    if state.dashboard_auth is not None:
+        abort(404)
+    if not same_origin():
+        return _cross_site()
+    target = f"{state.config.url_prefix}/dashboard"
+    if retry_after():
+        return _redirect(target)  # the page says how long to wait, with 429 and Retry-After
+    if not _checked_token(request.form.get("token", "")):
         return _redirect(target + "?failed=1")
     resp = _redirect(target)
-    resp.set_cookie(COOKIE, _signer().dumps("signed-in"), max_age=COOKIE_MAX_AGE, httponly=True,
-                    samesite="Strict", secure=request.is_secure, path=prefix or "/")
+    resp.set_cookie(COOKIE, state.sessions().create(), max_age=state.sessions().max_age,
+                    httponly=True, samesite="Strict", secure=pages.is_secure(state.config.trusted_proxies),
+                    path=state.config.url_prefix or "/")
     return resp
 
 
 def logout() -> Response:
-    prefix = current_state().config.url_prefix
+    """POST {prefix}/dashboard/logout: ends the session on the server, then drops the cookie."""
+    _require_enabled()
+    if not same_origin():
+        return _cross_site()
+    state = current_state()
+    cookie = request.cookies.get(COOKIE)
+    if cookie and state.config.dashboard_token:
+        state.sessions().revoke(cookie)
+    prefix = state.config.url_prefix
     resp = _redirect(f"{prefix}/dashboard")
-    resp.delete_cookie(COOKIE, path=prefix or "/")
+    resp.delete_cookie(COOKIE, path=prefix or "/", httponly=True, samesite="Strict",
+                       secure=pages.is_secure(state.config.trusted_proxies))
     return resp
 
 
@@ -204,8 +274,9 @@ def _redirect(location: str) -> Response:
 def static_file(filename: str) -> Response:
     from importlib import resources
 
-    if not _enabled() or filename not in STATIC:
-        return _error(404, "not_found", "not found")
+    _require_enabled()
+    if filename not in STATIC:
+        abort(404)
     try:
         data = resources.files("analytics_bp").joinpath("static", filename).read_bytes()
     except FileNotFoundError:
@@ -229,7 +300,7 @@ def _guarded(view: Callable[[], Response]) -> Callable[[], Response]:
     def wrapper() -> Response:
         try:
             return view()
-        except QueryError:
+        except (QueryError, HTTPException):
             raise
         except Exception as err:  # anything from InfluxDB or the network
             return _unavailable(err)

@@ -26,3 +26,9 @@ class Expiring(Generic[T]):
             self._value = self._compute()
             self._at = time.monotonic()
         return self._value
+
+    def refresh(self, min_age: float) -> T:
+        """Compute again now unless the value is younger than `min_age` seconds."""
+        if self._value is None or time.monotonic() - self._at >= min_age:
+            self._at = -float("inf")
+        return self()

@@ -10,6 +10,8 @@ bound to its app, for code that runs outside any context.
 from __future__ import annotations
 
 import atexit
+import logging
+import os
 import re
 from collections.abc import Callable
 from typing import Any
@@ -40,12 +42,14 @@ def cors_origins(cfg: Config) -> list[str] | str:
     return patterns + [rf"^{re.escape(o)}$" for o in cfg.cors_origins]
 
 
-def template_script(stub: bool = False, **options: object) -> Markup:
-    """`{{ analytics_script() }}`: the agent's tag (with SRI) for this app's collector."""
+def template_script(stub: bool = False, nonce: str = "", **options: object) -> Markup:
+    """`{{ analytics_script() }}`: the agent's tag (with SRI) for this app's collector; `stub`
+    adds the recordEvent queue stub, with `nonce` for a page whose CSP allows inline scripts
+    only by nonce."""
     from .snippet import queue_stub, script_tag
 
     tag = script_tag(current_state().config.url_prefix, **options)
-    return Markup((queue_stub() + "\n" if stub else "") + tag)
+    return Markup((queue_stub(nonce) + "\n" if stub else "") + tag)
 
 
 def template_notice() -> Markup:
@@ -53,6 +57,31 @@ def template_notice() -> Markup:
     cfg = current_state().config
     return Markup(render_template("analytics/notice_line.html", url=f"{cfg.url_prefix}/privacy",
                                   respect_dnt=cfg.respect_dnt))
+
+
+log = logging.getLogger("analytics.startup")
+
+
+def announce(given: frozenset[str], cfg: Config, host_auth: bool) -> None:
+    """Say at start which parts are on, and warn about settings that sit in the environment but
+    not in app.config: a mounted app reads app.config only (create_app reads the environment)."""
+    log.info("analytics: collecting at %s/pageview and /event for %s; events: %s; state in %s",
+             cfg.url_prefix, ",".join(cfg.permitted_domains),
+             ",".join(sorted(cfg.accepted_events)) or "none", cfg.state_dir)
+    if host_auth:
+        log.info("analytics: dashboard and Stats API on, behind the host app's dashboard_auth check")
+    elif cfg.dashboard_token:
+        log.info("analytics: dashboard on at %s/dashboard, Stats API at %s/api/v2/query",
+                 cfg.url_prefix, cfg.url_prefix)
+    else:
+        log.info("analytics: dashboard and Stats API off (404): ANALYTICS_DASHBOARD_TOKEN is not set "
+                 "in app.config")
+    unread = sorted(k for k in os.environ if k in settings.SETTING_NAMES and k not in given)
+    if unread:
+        log.warning("analytics: %s set in the environment but not in app.config, so not used: a "
+                    "mounted app reads its settings from app.config (for example "
+                    "app.config.from_prefixed_env() or app.config[name] = os.environ[name])",
+                    ", ".join(unread))
 
 
 class Analytics:
@@ -67,7 +96,8 @@ class Analytics:
             self.init_app(app)
 
     def init_app(self, app: Flask) -> None:
-        secret_given = "ANALYTICS_HMAC_SECRET" in app.config
+        given = frozenset(app.config)
+        secret_given = "ANALYTICS_HMAC_SECRET" in given
         settings.apply_defaults(app.config)
         cfg = settings.load(app.config)
         state = AnalyticsState(cfg, settings.influx_target(app.config, cfg.bucket), self.dashboard_auth)
@@ -91,6 +121,7 @@ class Analytics:
         app.cli.add_command(analytics_cli)
         if secret_given:
             state.usage.check_secret()  # set but empty or "none": fail now, naming the setting
+        announce(given, cfg, self.dashboard_auth is not None)
 
     # The server-side usage API (seeds 000 and 001), for the app handling the current request.
     @staticmethod

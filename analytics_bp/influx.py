@@ -158,6 +158,20 @@ class InfluxAdmin:
                 time.sleep(0.05)
         return results
 
+    def mark_exists(self, name: str, buckets: list[str]) -> bool:
+        """Whether a `mark` point called `name` is in any of `buckets` (the first must exist; a
+        rollup bucket not created yet holds none)."""
+        flux = ('from(bucket: b) |> range(start: 0) |> filter(fn: (r) => r._measurement == "mark" '
+                'and r._field == "name" and r._value == n) |> limit(n: 1)')
+        for index, bucket in enumerate(buckets):
+            try:
+                if self.query(flux, {"b": bucket, "n": name}):
+                    return True
+            except ApiException as err:
+                if index == 0 or err.status != 404:
+                    raise
+        return False
+
     def query(self, flux: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         """Rows as dicts, without Flux's bookkeeping columns `result` and `table`."""
         tables = self.client.query_api().query(flux, org=self.org, params=params or {})

@@ -8,12 +8,9 @@ in InfluxDB can recompute an old period's visitor hashes.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
 import ipaddress
-import os
-import secrets
 import threading
 import time
 from pathlib import Path
@@ -62,9 +59,9 @@ def wants_no_tracking(dnt: str | None, gpc: str | None) -> bool:
 class SaltStore:
     """The current period's random salt, created atomically by whichever worker needs it first.
 
-    File `salt-<period>` holds raw random bytes (mode 0600). Creation writes a temp file and
-    hard-links it into place: the link fails if another worker won, and then we read theirs.
-    Salts of earlier periods are deleted SALT_GRACE_SECONDS after the new period starts. A salt
+    File `salt-<period>` holds raw random bytes (mode 0600), created atomically by whichever
+    worker needs it first (safefs.read_or_create_secret). Salts of earlier periods are deleted
+    SALT_GRACE_SECONDS after the new period starts. A salt
     file that is a symbolic link or not this user's own is refused (safefs.UnsafeState), never
     used: a planted salt would let its planter recover visitors' IPs from their hashes.
     """
@@ -103,25 +100,7 @@ class SaltStore:
 
     def _load_or_create(self, key: str) -> bytes:
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        path = self.dir / f"salt-{key}"
-        with contextlib.suppress(FileNotFoundError):
-            data = safefs.read_private(path)
-            if len(data) == SALT_BYTES:
-                return data
-        tmp = self.dir / f".salt-{key}-{os.getpid()}-{secrets.token_hex(4)}"
-        fd = safefs.open_private(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
-        try:
-            os.write(fd, secrets.token_bytes(SALT_BYTES))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink(missing_ok=True)
-        return safefs.read_private(path)
+        return safefs.read_or_create_secret(self.dir / f"salt-{key}", SALT_BYTES)
 
     def delete_old_salts(self, keep: str) -> None:
         for path in self.dir.glob("salt-*"):

@@ -20,8 +20,10 @@ Filesystem only: no settings, no Flask.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
+import secrets
 import stat
 import tempfile
 from collections.abc import Mapping
@@ -133,3 +135,29 @@ def is_symlink(path: Path) -> bool:
         return stat.S_ISLNK(os.lstat(path).st_mode)
     except OSError:
         return False
+
+
+def read_or_create_secret(path: Path, size: int) -> bytes:
+    """The random secret in `path` (mode 0600), created atomically by whichever process is first.
+
+    Creation writes a temporary file and hard-links it into place: the link fails if another
+    process won, and then theirs is read. A secret of the wrong size is replaced."""
+    with contextlib.suppress(FileNotFoundError):
+        data = read_private(path)
+        if len(data) == size:
+            return data
+        path.unlink()
+    tmp = path.with_name(f".{path.name}-{os.getpid()}-{secrets.token_hex(4)}")
+    fd = open_private(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+    try:
+        os.write(fd, secrets.token_bytes(size))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink(missing_ok=True)
+    return read_private(path)

@@ -7,6 +7,7 @@ of failing a beacon later), and is checked against the config table in docs/conf
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import sys
@@ -167,11 +168,26 @@ def _bucket(value: Any) -> str:
     return text
 
 
+TOKEN_MIN_BITS = 80
+TOKEN_HINT = ("expected a random token of at least 32 characters, such as the output of "
+              "`python3 -c 'import secrets; print(secrets.token_urlsafe(32))'` (or empty to turn "
+              "the dashboard and the Stats API off)")
+
+
 def _token(value: Any) -> str:
+    """A bearer token that guessing cannot find: long, and random by zxcvbn's estimate (which
+    sees repeats, sequences, keyboard walks and dictionary words: `'a' * 32` is ~9 bits)."""
     text = _as_str(value)
-    if text and len(text) < 32:
-        raise ValueError("expected at least 32 characters (or empty to turn the dashboard and "
-                         "the Stats API off)")
+    if not text:
+        return text
+    if len(text) < 32:
+        raise ValueError(TOKEN_HINT)
+    from zxcvbn import zxcvbn
+
+    bits = zxcvbn(text[:72])["guesses_log10"] * math.log2(10)
+    if bits < TOKEN_MIN_BITS:
+        raise ValueError(f"too easy to guess (about {bits:.0f} bits by zxcvbn's estimate, "
+                         f"{TOKEN_MIN_BITS} needed); {TOKEN_HINT}")
     return text
 
 

@@ -323,8 +323,21 @@ class Sink:
         if damaged:
             self._set_aside(damaged, f"torn or damaged spool segment {segment.name}: checksum "
                                      "mismatch or cut short", "damaged_lines")
-        futures = [self._senders.submit(self._send, batch) for batch in self._batches(lines)]
+        futures = [self._submit(batch) for batch in self._batches(lines)]
         return _Delivery(segment, handle, len(lines), futures)
+
+    def _submit(self, batch: list[bytes]) -> Future[_Sent]:
+        """Queue a batch's request; sent in this thread once the interpreter is shutting down.
+
+        Why: at interpreter exit (a mounted app's process ending, or gunicorn without our
+        worker_exit hook) concurrent.futures refuses new work before atexit's `close_all` runs;
+        sending in the closing thread still delivers every accepted point, with no traceback."""
+        try:
+            return self._senders.submit(self._send, batch)
+        except RuntimeError:  # "cannot schedule new futures after (interpreter) shutdown"
+            done: Future[_Sent] = Future()
+            done.set_result(self._send(batch))
+            return done
 
     def _finish_delivery(self, delivery: _Delivery) -> bool:
         """Wait for a segment's requests; delete it (setting aside the lines InfluxDB refused),

@@ -17,7 +17,10 @@ AGENT_OPTIONS = {"endpoint": "endpoint", "allow_local": "allow-local", "hash": "
                  "outbound": "outbound", "downloads": "downloads", "engagement": "engagement"}
 # Options only the extras build (agent.extras.js) reads: any of them switches the tag to it.
 EXTRAS_OPTIONS = ("outbound", "downloads", "engagement")
-AGENT_BUILDS = {"agent.js": "agent.min.js", "agent.extras.js": "agent.extras.min.js"}
+# The agent's builds: the name it is served under -> its file in static/ (the one list of them:
+# the views serve these, `export nginx` copies these, the script tag hashes these).
+AGENT_FILES = {"agent.js": "agent.min.js", "agent.extras.js": "agent.extras.min.js",
+               "agent.debug.js": "agent.debug.js"}
 QUEUE_STUB = (
     "<script>window.recordEvent=window.recordEvent||function(){"
     "(window.recordEvent.q=window.recordEvent.q||[]).push(arguments)}</script>"
@@ -41,7 +44,7 @@ def script_tag(base_url: str, **options: object) -> str:
     name = "agent.extras.js" if any(options.get(k) not in (None, False) for k in EXTRAS_OPTIONS) \
         else "agent.js"
     attrs = [f'src="{escape(base_url.rstrip("/") + "/" + name)}"',
-             f'integrity="{agent_sri(AGENT_BUILDS[name])}"', 'crossorigin="anonymous"']
+             f'integrity="{agent_sri(AGENT_FILES[name])}"', 'crossorigin="anonymous"']
     for key in AGENT_OPTIONS:  # a fixed order: the same options always give the same tag
         value = options.get(key)
         if value is True:
@@ -51,5 +54,8 @@ def script_tag(base_url: str, **options: object) -> str:
     return f"<script defer {' '.join(attrs)}></script>"
 
 
-def queue_stub() -> str:
-    return QUEUE_STUB
+def queue_stub(nonce: str = "") -> str:
+    """The inline stub that queues recordEvent calls made before the agent has loaded."""
+    if not nonce:
+        return QUEUE_STUB
+    return QUEUE_STUB.replace("<script>", f'<script nonce="{escape(nonce)}">', 1)

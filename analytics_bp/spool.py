@@ -31,7 +31,7 @@ from pathlib import Path
 
 from . import safefs
 
-log = logging.getLogger("analytics_bp.spool")
+log = logging.getLogger("analytics.spool")
 FRAME = b"#crc "
 
 

@@ -15,6 +15,7 @@ import os
 import threading
 import weakref
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from flask import current_app
@@ -25,6 +26,7 @@ from .cardinality import TagGuard
 from .collector import Collector
 from .expiring import Expiring
 from .influx import InfluxAdmin, InfluxTarget
+from .sessions import FailureThrottle, SessionStore
 from .settings import Config
 from .sink import Sink
 from .stats_engine import Engine, Watermarks
@@ -35,6 +37,7 @@ __all__ = ["AnalyticsState", "Writer", "close_all", "current_state"]
 
 
 _STATES: weakref.WeakSet[AnalyticsState] = weakref.WeakSet()
+SESSION_MAX_AGE = 7 * 86400
 
 
 class AnalyticsState:
@@ -56,11 +59,22 @@ class AnalyticsState:
         self._admin: InfluxAdmin | None = None
         self._admin_pid = 0
         self._lock = threading.Lock()
+        self.auth_throttle = FailureThrottle()
+        self._sessions: SessionStore | None = None
+        if config.dashboard_token:
+            self.sessions()  # a new token ends every earlier session now
         _STATES.add(self)
+
+    def sessions(self) -> SessionStore:
+        """The dashboard's sign-in sessions (sessions.py), in the private state folder."""
+        if self._sessions is None:
+            self._sessions = SessionStore(Path(self.config.state_dir) / "dashboard",
+                                          self.config.dashboard_token, SESSION_MAX_AGE)
+        return self._sessions
 
     def sink(self) -> Sink:
         """This process's writer, started on first use after fork. Side effect, on purpose: the
-        first writer a host ever starts for this bucket records the `golive` mark."""
+        first writer ever started for this bucket records the `golive` mark (once per bucket)."""
         sink = self._sink
         if sink is not None and self._sink_pid == os.getpid():
             return sink
@@ -75,9 +89,14 @@ class AnalyticsState:
                 self._sink_pid = os.getpid()
             sink = self._sink
         assert sink is not None
-        if started:
-            self.usage.mark_golive_once()
+        if started:  # in the background: a slow InfluxDB must not hold up the first beacon
+            threading.Thread(target=self.usage.mark_golive_once, args=(self._golive_marked, sink),
+                             name="analytics-golive", daemon=True).start()
         return sink
+
+    def _golive_marked(self) -> bool:
+        buckets = [self.config.bucket, self.config.rollup_buckets["1h"]]
+        return self.admin().mark_exists("golive", buckets)
 
     def admin(self) -> InfluxAdmin:
         """This process's InfluxDB admin client (queries, tasks), created after fork."""

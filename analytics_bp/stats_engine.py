@@ -257,6 +257,15 @@ class Engine:
                 return first.astimezone(self.zone).date()
         return None
 
+    def sites_with(self, site: object) -> list[str]:
+        """The sites, read again (at most every 2 s) when `site` would be a new host under a
+        wildcard domain: a new site answers seconds after its first visit, not a minute later."""
+        known = self.sites()
+        patterns = tuple(d for d in self.cfg.permitted_domains if d.startswith("*."))
+        if isinstance(site, str) and site not in known and domain_matches(site, patterns):
+            known = self.sites.refresh(min_age=2.0)
+        return known
+
     def _find_sites(self) -> list[str]:
         """Permitted exact hosts, plus hosts seen under a wildcard in the last 400 days."""
         exact = [d for d in self.cfg.permitted_domains if not d.startswith("*.")]

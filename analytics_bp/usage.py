@@ -150,14 +150,17 @@ class Usage:
                               "identifiers are not counted", cat, self._max_seen)
         return new
 
-    def mark(self, name: str, category: str = "timeline") -> None:
-        sink = self._writer()
+    def mark(self, name: str, category: str = "timeline", writer: Writer | None = None) -> None:
+        sink = writer or self._writer()
         tags = {"category": self._guard.admit("usage", "mark_category", valid_text(category[:64]))}
         sink.write(line("mark", tags, {"name": valid_text(name[:MAX_STR]), "count": 1},
                         sink.clock.next_ns()))
 
-    def mark_golive_once(self) -> bool:
-        """Record `golive` the first time this host starts for this bucket."""
+    def mark_golive_once(self, marked_already: Callable[[], bool], writer: Writer) -> bool:
+        """Record `golive` once per bucket: the first writer of this host claims it with a local
+        file, then asks InfluxDB (`marked_already`) whether any host or earlier state folder
+        marked it, so a new state folder or host adds no second mark. When InfluxDB cannot say,
+        the claim is dropped and the next start asks again."""
         try:
             self._golive_path.parent.mkdir(parents=True, exist_ok=True)
             fd = safefs.open_private(self._golive_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
@@ -165,7 +168,14 @@ class Usage:
                 handle.write(datetime.now(UTC).isoformat() + "\n")
         except FileExistsError:
             return False
-        self.mark("golive")
+        try:
+            if marked_already():
+                return False
+        except Exception as err:  # InfluxDB unreachable: decide at the next start
+            usage_log.info("golive mark not decided (%s): asked again at the next start", err)
+            self._golive_path.unlink(missing_ok=True)
+            return False
+        self.mark("golive", writer=writer)  # the writer just started, never a new one
         return True
 
     def track(self, action: str) -> TrackDecorator:

@@ -14,12 +14,10 @@ from importlib import resources
 
 from flask import Blueprint, Response, jsonify, render_template, request
 
-from . import __version__, dashboard
+from . import __version__, dashboard, pages
 from .collector import Outcome, RequestParts
+from .snippet import AGENT_FILES
 from .state import current_state
-
-AGENT_FILES = {"agent.js": "agent.min.js", "agent.extras.js": "agent.extras.min.js",
-               "agent.debug.js": "agent.debug.js"}
 
 
 def _read_body(limit: int) -> bytes:
@@ -75,8 +73,11 @@ def health() -> tuple[Response, int]:
     body: dict[str, object] = {"status": "ok" if ok else "unavailable"}
     if _local_caller() or dashboard.authorised():
         body.update(version=__version__, writer=writer,
-                    influxdb={"reachable": reachable, "bucket": state.config.bucket})
-    return jsonify(body), 200 if ok else 503
+                    influxdb={"reachable": reachable, "bucket": state.config.bucket},
+                    rejected=dict(sorted(state.collector.rejections.items())))
+    resp = jsonify(body)
+    resp.headers["Cache-Control"] = "no-store"  # live figures; the details are not for caches
+    return resp, 200 if ok else 503
 
 
 def _local_caller() -> bool:
@@ -105,6 +106,9 @@ def agent(filename: str) -> Response:
     resp.set_etag(etag)
     resp.headers["Cache-Control"] = "public, max-age=86400, stale-while-revalidate=604800"
     resp.headers["X-Content-Type-Options"] = "nosniff"
+    # The snippet's tag loads it with crossorigin="anonymous" and an SRI hash: from a site on
+    # another origin the browser runs it only with this header. A public file, no credentials.
+    resp.headers["Access-Control-Allow-Origin"] = "*"
     resp.make_conditional(request)  # 304 for a matching If-None-Match, in place
     return resp
 
@@ -130,7 +134,9 @@ def privacy() -> Response:
     if best == "application/json" and request.accept_mimetypes["application/json"] > \
             request.accept_mimetypes["text/html"]:
         return jsonify(data)
-    return Response(render_template("analytics/privacy.html", notice=data), mimetype="text/html")
+    page_nonce = pages.nonce()
+    return pages.html(render_template("analytics/privacy.html", notice=data, nonce=page_nonce),
+                      page_nonce=page_nonce, cache="no-cache")
 
 
 def json_error(status: int, code: str, message: str) -> Response:
@@ -150,4 +156,9 @@ def make_blueprint() -> Blueprint:
     bp.add_url_rule("/agent.debug.js", view_func=agent_debug, methods=["GET"])
     bp.add_url_rule("/privacy", view_func=privacy, methods=["GET"])
     dashboard.register(bp)
+    bp.after_request(_finish)
     return bp
+
+
+def _finish(resp: Response) -> Response:
+    return pages.finish(resp, current_state().config.trusted_proxies)

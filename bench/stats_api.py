@@ -15,7 +15,7 @@ from typing import Any
 from analytics_bp import create_app
 from analytics_bp.dev.localinflux import InfluxCredentials
 
-TOKEN = "bench-dashboard-token-" + "b" * 20
+TOKEN = "bench-Tz4Nq8Ls1Xc6Vb3Rm9Kd2Jw7Hy5Fp0"
 SITE = "a.example"
 REPEAT = 20
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian packages the test suite and the local stack use, when missing and when root.
-# chromium: the agent's browser tests; nginx: the production-path tests; wrk: `make bench`.
+# chromium: the agent's browser tests; nginx: the production-path tests; wrk: `make bench`;
+# openssl: the TLS test's throwaway certificate.
 set -euo pipefail
 want=()
 command -v chromium >/dev/null || want+=(chromium)
@@ -8,6 +9,7 @@ command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || want+=(nginx-light)
 command -v wrk >/dev/null || want+=(wrk)
 command -v pkg-config >/dev/null || want+=(pkg-config)
 command -v clang >/dev/null || want+=(clang)
+command -v openssl >/dev/null || want+=(openssl)
 [ ${#want[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
   echo "system-deps: missing ${want[*]}; install them (not root, so not doing it here)" >&2

@@ -8,6 +8,11 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
+import subprocess
+import sys
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +28,8 @@ from analytics_bp import create_app
 from analytics_bp.dev.localinflux import InfluxCredentials, LocalInflux
 
 from .admin import Admin
+
+ROOT = Path(__file__).parent.parent
 
 CHROME_UA = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -111,9 +118,51 @@ def make_app(influx: Influx, bucket: str, tmp_path: Path) -> Iterator[Any]:
         app.extensions["analytics"].close()
 
 
+def run(args: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    """A command that must succeed; its output tails in the failure otherwise."""
+    done = subprocess.run(args, capture_output=True, text=True, timeout=600, **kwargs)
+    assert done.returncode == 0, f"{args}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done
+
+
+@dataclass
+class Built:
+    dist: Path
+    wheel: Path
+    log: str
+
+
+def clean_copy(target: Path) -> None:
+    """The files git knows (committed, or new and not ignored): what a fresh clone would hold."""
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT,
+                            capture_output=True, text=True, check=True).stdout.splitlines()
+    for name in listed:
+        source = ROOT / name
+        if source.is_file():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / name)
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
+    """The sdist and wheel `python -m build` makes from a clean copy of the tree, once."""
+    root = tmp_path_factory.mktemp("build")
+    source, dist = root / "source", root / "dist"
+    clean_copy(source)
+    done = run([sys.executable, "-m", "build", "--sdist", "--wheel", "--outdir", str(dist), str(source)])
+    [wheel] = dist.glob("*.whl")
+    return Built(dist, wheel, done.stdout + done.stderr)
+
+
 def flush(app: Flask) -> None:
-    """Deliver everything the app's sink holds, waiting for its delivery thread's too."""
-    assert app.extensions["analytics"].sink().drain(), "spool not empty after 30 s"
+    """Deliver everything the app's sink holds, waiting for its delivery thread's too, and for
+    the writer's golive decision (made in the background when a writer starts)."""
+    sink = app.extensions["analytics"].sink()
+    deadline = time.monotonic() + 10
+    while any(t.name == "analytics-golive" for t in threading.enumerate()):
+        assert time.monotonic() < deadline, "the golive decision took more than 10 s"
+        time.sleep(0.02)
+    assert sink.drain(), "spool not empty after 30 s"
 
 
 def random_token() -> str:

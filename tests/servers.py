@@ -22,6 +22,19 @@ NGINX = "/usr/sbin/nginx"
 VENV_BIN = Path(sys.executable).parent
 
 
+def chromium_args(*mapped_hosts: str) -> list[str]:
+    """Headless Chromium for the tests; `mapped_hosts` resolve to 127.0.0.1 (a site on a real
+    host name, on this machine)."""
+    rules = ",".join(f"MAP {host} 127.0.0.1" for host in mapped_hosts)
+    return ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            *([f"--host-resolver-rules={rules}"] if rules else []),
+            "--disable-blink-features=AutomationControlled"]
+
+
+CHROMIUM_ARGS = chromium_args("site.test")
+
+
 def wait_http(url: str, timeout: float = 20, ok: tuple[int, ...] = (200,)) -> None:
     deadline = time.monotonic() + timeout
     last: object = None
@@ -122,7 +135,9 @@ class StaticSite:
 class Nginx:
     """A real nginx (Debian's) running the shipped config, rendered for this machine."""
 
-    def __init__(self, upstream: str | list[str], workdir: Path, rate: str = "10r/s") -> None:
+    def __init__(self, upstream: str | list[str], workdir: Path, rate: str = "10r/s",
+                 tls: tuple[Path, Path] | None = None) -> None:
+        """`tls`: (certificate, key): the same server over https (the example's TLS variant)."""
         from analytics_bp.dev.nginxconf import render_example
 
         self.port = free_port()
@@ -130,9 +145,15 @@ class Nginx:
         self.prefix = workdir / "nginx"
         self.prefix.mkdir(parents=True, exist_ok=True)
         self.conf = self.prefix / "nginx.conf"
-        self.conf.write_text(render_example(
-            listen=f"127.0.0.1:{self.port}", upstream=upstream, prefix=str(self.prefix),
-            static_root=str(ROOT / "analytics_bp" / "static"), rate=rate))
+        listen = f"127.0.0.1:{self.port}"
+        text = render_example(listen=listen, upstream=upstream, prefix=str(self.prefix),
+                              static_root=str(ROOT / "analytics_bp" / "static"), rate=rate)
+        if tls is not None:
+            text = text.replace(f"listen {listen};", f"listen {listen} ssl;\n    ssl_certificate "
+                                f"{tls[0]};\n    ssl_certificate_key {tls[1]};")
+        base = self.url.replace("http://", "https://") if tls else self.url
+        self.ready_url = base + "/analytics/agent.js"
+        self.conf.write_text(text)
         self.child = ChildProcess(
             "nginx", [NGINX, "-c", str(self.conf), "-p", str(self.prefix), "-g", "daemon off;"],
             self.prefix / "error.log", stop_signal=signal.SIGQUIT)
@@ -141,8 +162,18 @@ class Nginx:
         check = subprocess.run([NGINX, "-t", "-c", str(self.conf), "-p", str(self.prefix)],
                                capture_output=True, text=True)
         assert check.returncode == 0, check.stderr
-        self.child.start(http_ok(self.url + "/analytics/agent.js"), timeout=20)
+        self.child.start(self._ready, timeout=20)
         return self
+
+    def _ready(self) -> bool:
+        import ssl
+
+        context = ssl._create_unverified_context()  # readiness only; the test checks the cert
+        try:
+            with urllib.request.urlopen(self.ready_url, timeout=2, context=context) as resp:
+                return bool(resp.status == 200)
+        except OSError:
+            return False
 
     def access_log(self) -> str:
         path = self.prefix / "analytics.log"

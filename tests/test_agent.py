@@ -15,17 +15,11 @@ from playwright.sync_api import Browser, Page, sync_playwright
 from analytics_bp import privacy
 
 from .conftest import CHROME_UA, Influx, scratch_bucket
-from .servers import ROOT, Gunicorn, StaticSite
+from .servers import CHROMIUM_ARGS, ROOT, Gunicorn, StaticSite
 
 ARTIFACTS = ROOT / "test-artifacts"
 STUB = ("<script>window.recordEvent=window.recordEvent||function(){(window.recordEvent.q="
         "window.recordEvent.q||[]).push(arguments)}</script>")
-CHROMIUM_ARGS = [
-    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--host-resolver-rules=MAP site.test 127.0.0.1",
-    "--disable-blink-features=AutomationControlled",
-]
 
 
 def page_html(collector: str, attrs: str = "", head: str = "", script: str = "agent.js") -> str:

@@ -25,7 +25,7 @@ from .servers import Gunicorn
 from .test_agent import ARTIFACTS, browser
 
 __all__ = ["browser"]  # the Chromium fixture of test_agent, shared
-TOKEN = "dashboard-test-token-" + "x" * 20
+TOKEN = "dashboard-Qm7vK2xR9pLw4ZtN8cYhB3sJ6dFa"  # random: weak tokens are refused
 SITE = demo_traffic.DEMO_SITE
 FIGURES = ["visitors", "visits", "pageviews", "bounce_rate", "views_per_visit", "median_load_time"]
 ENGAGED = ["visit_duration", "time_on_page"]
@@ -181,16 +181,27 @@ def test_dashboard_in_chromium(browser: Browser, stack: tuple[Gunicorn, str]) ->
     context.close()
 
 
-def test_dashboard_on_a_phone(browser: Browser, stack: tuple[Gunicorn, str]) -> None:
+CUT_OFF = """() => [...document.querySelectorAll('.row .num, .row .num2, .figure strong')]
+  .filter((el) => el.offsetParent !== null)
+  .filter((el) => el.scrollWidth > el.clientWidth + 1
+          || el.getBoundingClientRect().right > el.closest('.card, .figure').getBoundingClientRect().right)
+  .map((el) => el.textContent)"""
+
+
+@pytest.mark.parametrize("width", [360, 390])
+def test_dashboard_on_a_phone(browser: Browser, stack: tuple[Gunicorn, str], width: int) -> None:
     server, _ = stack
-    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    context = browser.new_context(viewport={"width": width, "height": 844}, is_mobile=True,
+                                  has_touch=True)
     page = context.new_page()
     sign_in(page, server)
     expect(page.locator('[data-panel="Top pages"] button.row').first).to_be_visible()
-    widths = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
-    assert widths[0] <= widths[1]  # nothing wider than the screen
     page.wait_for_timeout(500)
-    page.screenshot(path=str(ARTIFACTS / "dashboard-phone.png"), full_page=True)
+    # A phone's browser widens its layout viewport to fit wide content, so compare with the
+    # device's own width, not with innerWidth.
+    assert page.evaluate("document.documentElement.scrollWidth") <= width  # no sideways scroll
+    assert page.evaluate(CUT_OFF) == []  # every number shown whole, inside its card
+    page.screenshot(path=str(ARTIFACTS / f"dashboard-phone-{width}.png"), full_page=True)
     context.close()
 
 
@@ -205,4 +216,44 @@ def test_sign_out_ends_the_session(browser: Browser, stack: tuple[Gunicorn, str]
     expect(page.locator("#token")).to_be_visible()
     status = page.evaluate("fetch('/analytics/api/v1/sites').then(r => r.status)")
     assert status == 401
+    context.close()
+
+
+def test_a_wrong_token_says_so_in_red(browser: Browser, stack: tuple[Gunicorn, str]) -> None:
+    server, _ = stack
+    for width, name in ((1280, "desktop"), (390, "phone")):
+        context = browser.new_context(viewport={"width": width, "height": 800})
+        page = context.new_page()
+        page.goto(server.url + "/analytics/dashboard")
+        page.fill("#token", "not-the-token-" + "7Hq2Lm5Xv9Rb3Nc7Wd1Z")
+        page.click("button[type=submit]")
+        error = page.locator(".login-card p.error")
+        expect(error).to_have_text("That token is not right.")
+        assert error.evaluate("e => getComputedStyle(e).color") == "rgb(220, 38, 38)"  # --bad
+        page.screenshot(path=str(ARTIFACTS / f"login-failed-{name}.png"))
+        context.close()
+
+
+def test_another_site_can_neither_sign_out_nor_sign_in(browser: Browser,
+                                                        stack: tuple[Gunicorn, str]) -> None:
+    """A page on another site posts the dashboard's own forms (the browser adds Sec-Fetch-Site:
+    cross-site and the other site's Origin): both are refused, and the user stays signed in."""
+    from .servers import StaticSite
+
+    server, _ = stack
+    context = browser.new_context()
+    page = context.new_page()
+    sign_in(page, server)
+    forms = {path: f"""<!doctype html><form method="post" action="{server.url}/analytics/dashboard/{path}">
+        <input name="token" value="{TOKEN}"></form><script>document.forms[0].submit()</script>"""
+             for path in ("logout", "login")}
+    with StaticSite({f"/{path}": html for path, html in forms.items()}) as evil:
+        for path in forms:
+            attack = context.new_page()
+            with attack.expect_response(lambda r, p=path: r.url.endswith(f"/dashboard/{p}")) as answer:
+                attack.goto(f"http://site.test:{evil.port}/{path}")
+            assert answer.value.status == 403, path
+            attack.close()
+    status = page.evaluate("fetch('/analytics/api/v1/sites').then(r => r.status)")
+    assert status == 200  # still signed in
     context.close()

@@ -10,9 +10,8 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
-from .conftest import Influx
+from .conftest import Built, Influx, run
 
 ROOT = Path(__file__).parent.parent
 
@@ -38,29 +37,20 @@ print(json.dumps({"agent": agent.status_code, "agent_bytes": agent.data.hex(),
 """
 
 
-def clean_copy(target: Path) -> None:
-    """The files git knows (committed, or new and not ignored): what a fresh clone would hold."""
-    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT,
-                            capture_output=True, text=True, check=True).stdout.splitlines()
-    for name in listed:
-        source = ROOT / name
-        if source.is_file():
-            (target / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target / name)
+def test_the_build_is_clean(built: Built) -> None:
+    """`python -m build` makes one sdist and one wheel and has nothing to warn about (every data
+    folder of the package is found: no "Package would be ignored")."""
+    assert len(list(built.dist.glob("*.tar.gz"))) == 1
+    assert "would be ignored" not in built.log
+    warnings = [line for line in built.log.splitlines() if "warning" in line.lower()
+                and "byte-compiling is disabled" not in line]  # setuptools' note on PYTHONDONTWRITEBYTECODE
+    assert warnings == []
 
 
-def run(args: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(args, capture_output=True, text=True, timeout=600, **kwargs)
-    assert done.returncode == 0, f"{args}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    return done
-
-
-def test_the_wheel_works_from_a_fresh_venv_without_node(influx: Influx, bucket: str, tmp_path: Path) -> None:
-    source, dist, venv, work = (tmp_path / d for d in ("source", "dist", "venv", "work"))
-    clean_copy(source)
-    run([sys.executable, "-m", "build", "--sdist", "--wheel", "--outdir", str(dist), str(source)])
-    [wheel] = dist.glob("*.whl")
-    assert len(list(dist.glob("*.tar.gz"))) == 1
+def test_the_wheel_works_from_a_fresh_venv_without_node(influx: Influx, bucket: str, tmp_path: Path,
+                                                        built: Built) -> None:
+    venv, work = tmp_path / "venv", tmp_path / "work"
+    wheel = built.wheel
     run([sys.executable, "-m", "venv", str(venv)])
     run([str(venv / "bin" / "pip"), "install", "-q", str(wheel)])
     work.mkdir()
@@ -73,10 +63,10 @@ def test_the_wheel_works_from_a_fresh_venv_without_node(influx: Influx, bucket: 
     assert report["file"].startswith(str(venv))
     assert report["version"] == "0.3.0"
     assert (report["agent"], report["beacon"]) == (200, 204)
-    built = ROOT / "agent_js" / "dist"  # what `make agent` builds from agent_js/src
-    assert bytes.fromhex(report["agent_bytes"]) == (built / "agent.min.js").read_bytes()
-    assert bytes.fromhex(report["debug_bytes"]) == (built / "agent.debug.js").read_bytes()
-    assert bytes.fromhex(report["extras_bytes"]) == (built / "agent.extras.min.js").read_bytes()
+    fresh = ROOT / "agent_js" / "dist"  # what `make agent` builds from agent_js/src
+    assert bytes.fromhex(report["agent_bytes"]) == (fresh / "agent.min.js").read_bytes()
+    assert bytes.fromhex(report["debug_bytes"]) == (fresh / "agent.debug.js").read_bytes()
+    assert bytes.fromhex(report["extras_bytes"]) == (fresh / "agent.extras.min.js").read_bytes()
     stored = influx.query('from(bucket: b) |> range(start: 0) |> filter(fn: (r) => '
                           'r._measurement == "pageview" and r._field == "count")', b=bucket)
     assert [r["page"] for r in stored] == ["/wheel"]
@@ -106,3 +96,32 @@ def test_the_packaged_copies_equal_a_fresh_build() -> None:
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
     assert os.path.exists(ROOT / "analytics_bp" / "static" / "dashboard.js")
+
+
+def test_analytics_run_works_from_the_wheel(influx: Influx, bucket: str, tmp_path: Path,
+                                            built: Built) -> None:
+    """`analytics-run` (the local stack, as `make run` starts it) from an installed wheel: its
+    gunicorn config and static files come from the package, not from a checkout."""
+    from analytics_bp.dev.localinflux import free_port
+    from analytics_bp.dev.process import ChildProcess, http_ok
+
+    venv, work = tmp_path / "venv", tmp_path / "work"
+    run([sys.executable, "-m", "venv", str(venv)])
+    run([str(venv / "bin" / "pip"), "install", "-q", str(built.wheel)])
+    work.mkdir()
+    port = free_port()
+    env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "HOME": str(tmp_path), **influx.creds.as_env(),
+           "ANALYTICS_BUCKET": bucket, "ANALYTICS_BIND": f"127.0.0.1:{port}",
+           "ANALYTICS_DEMO_DATA": "0", "ANALYTICS_WORKERS": "1"}
+    stack = ChildProcess("analytics-run", [str(venv / "bin" / "analytics-run")], tmp_path / "run.log",
+                         env=env, cwd=work)
+    stack.start(http_ok(f"http://127.0.0.1:{port}/"), timeout=60)
+    try:
+        for path in ("/analytics/agent.js", "/analytics/agent.extras.js", "/analytics/dashboard"):
+            assert http_ok(f"http://127.0.0.1:{port}{path}")(), path
+    finally:
+        stack.stop(timeout=30)
+    log = (tmp_path / "run.log").read_text()
+    assert "Traceback" not in log and "stopped" in log
+    assert (work / ".run" / "state").is_dir()
+

@@ -27,8 +27,8 @@ from analytics_bp.stats_engine import Engine
 from analytics_bp.stats_query import QueryError, parse
 
 from .conftest import CHROME_UA, Influx, flush
-from .servers import ROOT, Gunicorn, StaticSite
-from .test_agent import CHROMIUM_ARGS, Recorder, module_collector
+from .servers import CHROMIUM_ARGS, ROOT, Gunicorn, StaticSite
+from .test_agent import Recorder, module_collector
 from .test_collector import post, stored
 from .test_rollups import make_dataset, rolled
 

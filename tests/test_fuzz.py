@@ -23,7 +23,7 @@ from analytics_bp.stats_query import DATE_RANGES, DIMENSIONS, METRICS, OPERATORS
 from .conftest import Influx, flush
 
 EXAMPLES = int(os.environ.get("ANALYTICS_FUZZ_EXAMPLES", "60"))
-TOKEN = "f" * 40
+TOKEN = "fuzz-tk-8Hq2Lm5Xv9Rb3Nc7Wd1Zp4Ys6Tj0Ka"
 FUZZ = settings(max_examples=EXAMPLES, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow])
 

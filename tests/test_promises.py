@@ -74,7 +74,7 @@ def test_a_tab_open_across_midnight_cannot_be_linked(tmp_path: Path) -> None:
 
 
 def test_health_details_only_for_this_host_or_the_dashboards_callers(make_app: Any) -> None:
-    token = "h" * 40
+    token = "health-3Fj8Qw2Zr7Lx5Cv9Bn1Mk4Hd6Gs0Pt"
     client = make_app(ANALYTICS_TRUSTED_PROXIES=1, ANALYTICS_DASHBOARD_TOKEN=token).test_client()
     public = client.get("/analytics/health", headers={"X-Forwarded-For": "203.0.113.7"})
     assert (public.status_code, public.get_json()) == (200, {"status": "ok"})
@@ -82,7 +82,7 @@ def test_health_details_only_for_this_host_or_the_dashboards_callers(make_app: A
                                                            "Authorization": f"Bearer {token}"})
     local = client.get("/analytics/health")  # straight to the app, from this host
     for resp in (authorised, local):
-        assert {"status", "version", "influxdb", "writer"} == set(resp.get_json())
+        assert {"status", "version", "influxdb", "writer", "rejected"} == set(resp.get_json())
 
 
 def test_set_aside_lines_are_deleted_after_the_raw_retention(make_app: Any, tmp_path: Path) -> None:

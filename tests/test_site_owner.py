@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
+import logging
 import re
 import subprocess
 import sys
@@ -15,6 +17,7 @@ from flask import render_template_string
 from analytics_bp import settings
 from analytics_bp.privacy_notice import notice
 
+from .conftest import CHROME_UA
 from .servers import ROOT
 
 
@@ -58,6 +61,74 @@ def test_cli_snippet(make_app: Any) -> None:
                         lines[1])
 
 
+def test_cli_snippet_prints_the_extras_the_collector_accepts(make_app: Any) -> None:
+    app = make_app(ANALYTICS_AGENT_EXTRAS="outbound,engagement")
+    extras = app.extensions["analytics"].config
+    assert extras.agent_extras == ("outbound", "engagement")
+    runner = app.test_cli_runner()
+    tag = runner.invoke(args=["analytics", "snippet"]).output.splitlines()[1]
+    assert re.fullmatch(r'<script defer src="https://stats.example.com/analytics/agent.extras.js" '
+                        r'integrity="sha384-[A-Za-z0-9+/=]+" crossorigin="anonymous" data-outbound '
+                        r'data-engagement></script>', tag)
+    served = app.test_client().get("/analytics/agent.extras.js").data
+    assert sri(served) in tag
+    chosen = runner.invoke(args=["analytics", "snippet", "--extras", "downloads", "--allow-local"])
+    assert 'agent.extras.js"' in chosen.output and "data-allow-local data-downloads>" in chosen.output
+    plain = runner.invoke(args=["analytics", "snippet", "--extras", "none"]).output
+    assert 'analytics/agent.js"' in plain and "data-" not in plain.splitlines()[1]
+    bad = runner.invoke(args=["analytics", "snippet", "--extras", "sideways"])
+    assert bad.exit_code == 2 and "unknown extra sideways" in bad.output
+
+
+def test_the_first_refusal_of_each_kind_is_logged_once_and_health_counts_all(
+        make_app: Any, caplog: pytest.LogCaptureFixture) -> None:
+    app = make_app()
+    client = app.test_client()
+    caplog.set_level(logging.INFO, logger="analytics.collector")
+    body = json.dumps({"domain": "www.example.com", "page": "/"})
+    for _ in range(3):
+        resp = client.post("/analytics/pageview", data=body, content_type="text/plain",
+                           headers={"User-Agent": CHROME_UA})
+        assert resp.status_code == 400
+    client.post("/analytics/pageview", data=b"not json", content_type="text/plain")
+    lines = [r.getMessage() for r in caplog.records if r.name == "analytics.collector"]
+    assert lines == [
+        "refused beacon, the first of its kind: domain not permitted: www.example.com "
+        "(ANALYTICS_PERMITTED_DOMAINS is example.com,*.example.org; a subdomain such as www. "
+        "needs its own entry or a *. pattern)",
+        "refused beacon, the first of its kind: body is not a JSON object: -"]
+    assert all(r.levelno == logging.INFO for r in caplog.records if r.name == "analytics.collector")
+    health = client.get("/analytics/health").get_json()
+    assert health["rejected"] == {"bad_json": 1, "domain_not_permitted": 3}
+
+
+def test_start_up_says_what_is_on_and_what_the_environment_holds_in_vain(
+        make_app: Any, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Any, influx: Any) -> None:
+    from flask import Flask
+
+    from analytics_bp import Analytics
+
+    caplog.set_level(logging.INFO, logger="analytics.startup")
+    monkeypatch.setenv("ANALYTICS_DASHBOARD_TOKEN", "env-only-5Nq8Wz2Lx7Vc4Rb9Km1Jt6Hp3Yd0Gf")
+    app = Flask("host")
+    app.config.update(ANALYTICS_PERMITTED_DOMAINS="example.com",
+                      ANALYTICS_STATE_DIR=str(tmp_path / "mounted"), **influx.creds.as_env())
+    Analytics(app)
+    messages = [r.getMessage() for r in caplog.records if r.name == "analytics.startup"]
+    assert messages[1] == ("analytics: dashboard and Stats API off (404): ANALYTICS_DASHBOARD_TOKEN "
+                           "is not set in app.config")
+    assert messages[2].startswith("analytics: ANALYTICS_DASHBOARD_TOKEN set in the environment but "
+                                  "not in app.config, so not used")
+    assert app.test_client().get("/analytics/dashboard").status_code == 404
+
+
+def test_the_demo_page_links_the_dashboard_to_its_own_site(make_app: Any) -> None:
+    client = make_app(ANALYTICS_DEMO="1").test_client()
+    html = client.get("/", base_url="http://127.0.0.1:8000").get_data(as_text=True)
+    assert 'href="/analytics/dashboard#site=127.0.0.1"' in html
+
+
 def test_notice_reflects_changed_settings(make_app: Any) -> None:
     day = make_app().test_client().get("/analytics/privacy",
                                        headers={"Accept": "application/json"}).get_json()
@@ -92,8 +163,7 @@ def test_every_setting_is_in_the_config_table() -> None:
 def test_notice_page_loads_in_chromium(make_app: Any, tmp_path: Any) -> None:
     from playwright.sync_api import sync_playwright
 
-    from .servers import Gunicorn
-    from .test_agent import CHROMIUM_ARGS
+    from .servers import CHROMIUM_ARGS, Gunicorn
 
     app = make_app()
     env = {k: str(v) for k, v in app.config.items() if k.startswith(("ANALYTICS_", "INFLUXDB_"))}

@@ -45,7 +45,9 @@ BAD_SETTINGS = [
     ("ANALYTICS_TIMEZONE", "Mars/Base", "ANALYTICS_TIMEZONE='Mars/Base': not a time zone name"),
     ("ANALYTICS_BUCKET", "a b", "ANALYTICS_BUCKET='a b': expected a bucket name"),
     ("ANALYTICS_DASHBOARD_TOKEN", "secret-but-short", "ANALYTICS_DASHBOARD_TOKEN=(hidden): expected "
-     "at least 32"),
+     "a random token of at least 32 characters"),
+    ("ANALYTICS_DASHBOARD_TOKEN", "a" * 32, "ANALYTICS_DASHBOARD_TOKEN=(hidden): too easy to guess "
+     "(about 9 bits by zxcvbn's estimate, 80 needed)"),
     ("ANALYTICS_PERMITTED_DOMAINS", "", "ANALYTICS_PERMITTED_DOMAINS='': expected a comma list"),
     ("ANALYTICS_NOTE_EVENTS", "nope", "ANALYTICS_NOTE_EVENTS='nope': expected events of "
      "ANALYTICS_PERMITTED_EVENTS; not permitted: nope"),

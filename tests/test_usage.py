@@ -7,6 +7,7 @@ import hmac
 import json
 import logging
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -135,18 +136,26 @@ def test_seen_counts_distinct_identifiers_exactly(make_app: Any, influx: Influx,
     assert "user-1" not in stored
 
 
-def test_marks_and_golive(make_app: Any, influx: Influx, bucket: str) -> None:
+def marks_once_golive_is_decided(app: Any, influx: Influx, bucket: str) -> list[tuple[str, str]]:
+    """The marks, once the writer's background golive decision is done and delivered."""
+    flush(app)
+    return sorted((r["category"], r["name"]) for r in rows(influx, bucket, "mark"))
+
+
+def test_marks_and_golive(make_app: Any, influx: Influx, bucket: str, tmp_path: Path) -> None:
     app = make_app()
     ext(app).mark("deploy 1.2.3")
     ext(app).mark("config change", category="ops")
-    flush(app)
-    got = sorted((r["category"], r["name"]) for r in rows(influx, bucket, "mark"))
+    got = marks_once_golive_is_decided(app, influx, bucket)
     assert got == [("ops", "config change"), ("timeline", "deploy 1.2.3"), ("timeline", "golive")]
     second = make_app()  # same host and bucket: golive is recorded once only
     ext(second).mark("again")
-    flush(second)
-    names = [r["name"] for r in rows(influx, bucket, "mark")]
-    assert names.count("golive") == 1 and "again" in names
+    # a new state folder (another host, or a wiped one) on the same bucket: still no second golive
+    third = make_app(ANALYTICS_STATE_DIR=str(tmp_path / "another-host"))
+    ext(third).mark("elsewhere")
+    marks_once_golive_is_decided(second, influx, bucket)
+    names = [name for _, name in marks_once_golive_is_decided(third, influx, bucket)]
+    assert names.count("golive") == 1 and "again" in names and "elsewhere" in names
 
 
 def test_track_decorator_logs_duration_and_outcome(make_app: Any, influx: Influx,

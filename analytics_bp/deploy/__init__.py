@@ -9,9 +9,9 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from ..settings import Config, InfluxTarget
+from ..snippet import AGENT_FILES
 
 HERE = resources.files("analytics_bp") / "deploy"
-AGENT_FILES = ("agent.min.js", "agent.debug.js")
 
 
 def _files(folder: Traversable, prefix: Path = Path()) -> list[tuple[Path, Traversable]]:
@@ -42,17 +42,19 @@ def export_grafana(cfg: Config, target: InfluxTarget, directory: Path) -> list[P
 
 
 def export_nginx(cfg: Config, directory: Path) -> list[Path]:
-    """The drop-in and the example server, with the agent files beside them in `static/`."""
+    """The drop-in and the example server, with every agent build beside them in `static/`; the
+    example includes the drop-in from where it was written."""
     static = (directory / "static").resolve()
     written = []
-    for name in AGENT_FILES:
+    for name in AGENT_FILES.values():
         data = (resources.files("analytics_bp") / "static" / name).read_bytes()
         target = static / name
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
         written.append(target)
     for relative, source in _files(HERE / "nginx"):
-        text = source.read_text().replace("/srv/analytics_bp/static", str(static))
+        text = (source.read_text().replace("/srv/analytics_bp/static", str(static))
+                .replace("/etc/nginx/snippets/analytics.conf", str((directory / "analytics.conf").resolve())))
         if cfg.url_prefix != "/analytics":
             text = text.replace("/analytics/", f"{cfg.url_prefix}/")
         written.append(_write(directory / relative, text))

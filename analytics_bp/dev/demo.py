@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from flask import Flask, Response, render_template
+from flask import Flask, Response, render_template, request
 
+from .. import pages
 from ..state import current_state
 
 
 def demo_page() -> Response:
     cfg = current_state().config
-    html = render_template("analytics/demo.html", bucket=cfg.bucket, prefix=cfg.url_prefix)
-    return Response(html, mimetype="text/html")
+    page_nonce = pages.nonce()
+    site = request.host.rsplit(":", 1)[0]  # what the agent sends as the domain on this page
+    html = render_template("analytics/demo.html", bucket=cfg.bucket, prefix=cfg.url_prefix,
+                           nonce=page_nonce, site=site)
+    return pages.finish(pages.html(html, page_nonce=page_nonce, cache="no-cache"),
+                        cfg.trusted_proxies)
 
 
 def register_demo(app: Flask) -> None:

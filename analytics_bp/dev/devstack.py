@@ -28,6 +28,7 @@ from .localinflux import InfluxCredentials, LocalInflux, free_port
 from .process import ChildProcess, http_ok
 
 RUN = Path(".run")
+STATIC = Path(__file__).resolve().parent.parent / "static"  # the package's agent files
 DEFAULTS = {
     "ANALYTICS_PERMITTED_DOMAINS": f"localhost,127.0.0.1,{DEMO_SITE}",
     "ANALYTICS_PERMITTED_EVENTS": "signup,socialclick",
@@ -134,7 +135,8 @@ def setup(env: dict[str, str], creds: InfluxCredentials) -> None:
 
 def start_gunicorn(env: dict[str, str]) -> ChildProcess:
     gunicorn = ChildProcess("gunicorn", [str(Path(sys.executable).parent / "gunicorn"), "-c",
-                                         "gunicorn.conf.py", "analytics_bp:create_app()"],
+                                         "python:analytics_bp.gunicorn_conf",
+                                         "analytics_bp:create_app()"],
                             None, env={**os.environ, **env})
     prefix = settings.load(env).url_prefix
     return gunicorn.start(http_ok(f"http://{env['ANALYTICS_BIND']}{prefix}/agent.js"), timeout=30)
@@ -149,7 +151,7 @@ def start_nginx(gunicorn_bind: str) -> ChildProcess | None:
     conf = RUN.resolve() / "nginx.conf"
     conf.write_text(render_example(listen="127.0.0.1:8080", upstream=gunicorn_bind,
                                    prefix=str(prefix),
-                                   static_root=str(Path("analytics_bp/static").resolve())))
+                                   static_root=str(STATIC)))
     prefix.mkdir(exist_ok=True)
     nginx = ChildProcess("nginx", ["nginx", "-c", str(conf), "-p", str(prefix), "-g", "daemon off;"],
                          prefix / "error.log", stop_signal=signal.SIGQUIT)
@@ -159,6 +161,18 @@ def start_nginx(gunicorn_bind: str) -> ChildProcess | None:
 
 
 def main() -> None:
+    # Progress lines reach a log file as they happen; Ctrl-C or SIGTERM at any moment, even while
+    # starting, stops what has started (the handler is set before anything is).
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(line_buffering=True)
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     env = {**DEFAULTS, **{k: v for k, v in os.environ.items() if k.startswith("ANALYTICS_")}}
     settings.startup_check(env, "make run", needs_influx=False)  # InfluxDB is found below
     RUN.mkdir(exist_ok=True)
@@ -176,18 +190,11 @@ def main() -> None:
         procs.append(nginx)
     prefix = settings.load(env).url_prefix
     print(f"\ncollector + demo page: http://{env['ANALYTICS_BIND']}/  (Ctrl-C stops everything)")
-    print(f"dashboard: http://{env['ANALYTICS_BIND']}{prefix}/dashboard  "
-          f"(token: ANALYTICS_DASHBOARD_TOKEN in .run/env)")
+    host = env["ANALYTICS_BIND"].rsplit(":", 1)[0]
+    print(f"dashboard: http://{env['ANALYTICS_BIND']}{prefix}/dashboard#site={DEMO_SITE}  (the demo "
+          f"month; your visits to the demo page are under #site={host}; token: "
+          "ANALYTICS_DASHBOARD_TOKEN in .run/env)")
     print(f"InfluxDB: {creds.url}  org {creds.org}  (token in .run/env)\n")
-
-    stopping = False
-
-    def stop(*_: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
     while not stopping and all(p.running() for p in procs):
         time.sleep(0.2)
     for proc in reversed(procs):

@@ -26,7 +26,7 @@ def render_example(listen: str, upstream: str | list[str], prefix: str, static_r
                               "\n    ".join(f"server {address};" for address in servers))
     example = example.replace("listen 80;", f"listen {listen};")
     example = example.replace("rate=10r/s", f"rate={rate}")
-    example = example.replace("include /etc/nginx/snippets/analytics.conf;", dropin)
+    example = example.replace("\n    include /etc/nginx/snippets/analytics.conf;", "\n" + dropin)
     temp = "\n".join(f"    {kind}_temp_path {prefix}/{kind}_temp;"
                      for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
     # Started as root (CI, containers), nginx would run its workers as `nobody`, who cannot read a
