@@ -106,6 +106,7 @@ class Sink:
         self._senders = ThreadPoolExecutor(max_workers=SENDERS, thread_name_prefix="analytics-send")
         self._lock = threading.Lock()  # the buffer and the counters
         self._commit_lock = threading.Lock()
+        self._deliver_lock = threading.Lock()  # deliver() and its late-window re-runs
         self._stats_lock = threading.Lock()  # stats, spool size, backoff
         self._buffer: list[str] = []
         self._counters: Counter[CounterKey] = Counter()
@@ -270,8 +271,14 @@ class Sink:
         """Send pending segments oldest first, two at a time; stop at the first outage and back off.
 
         The next segment's requests are queued while the previous segment's finish, so InfluxDB
-        always has work; a segment is deleted only once all of its requests succeeded.
+        always has work; a segment is deleted only once all of its requests succeeded. One
+        delivery at a time per process, late windows' re-runs included: `drain()` in another
+        thread then returns only once what this process delivered is in every rollup too.
         """
+        with self._deliver_lock:
+            self._deliver(deadline)
+
+    def _deliver(self, deadline: float | None) -> None:
         if time.monotonic() < self._backoff_until:
             return
         in_flight: deque[_Delivery] = deque()

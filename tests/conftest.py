@@ -158,6 +158,7 @@ def flush(app: Flask) -> None:
     """Deliver everything the app's sink holds, waiting for its delivery thread's too, and for
     the writer's golive decision (made in the background when a writer starts)."""
     sink = app.extensions["analytics"].sink()
+    assert sink.drain(), "spool not empty after 30 s"
     deadline = time.monotonic() + 10
     while any(t.name == "analytics-golive" for t in threading.enumerate()):
         assert time.monotonic() < deadline, "the golive decision took more than 10 s"
