@@ -51,7 +51,7 @@ def claim_slot(directory: Path, slots: range = range(SLOTS)) -> tuple[int, int]:
     descriptor). The lock lives as long as the descriptor: a dead process's slot is free again at
     once. Lowest first, not by pid: containers' workers have equal pids anyway, so uniqueness
     across hosts must come from the host's share of the slots, never from chance."""
-    directory.mkdir(parents=True, exist_ok=True)
+    safefs.private_dirs(directory)
     for slot in slots:
         fd = safefs.open_private(directory / f"{slot:03d}.lock", os.O_RDWR | os.O_CREAT)
         try:

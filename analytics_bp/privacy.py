@@ -99,7 +99,7 @@ class SaltStore:
             return self._salt
 
     def _load_or_create(self, key: str) -> bytes:
-        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        safefs.private_dirs(self.dir)
         return safefs.read_or_create_secret(self.dir / f"salt-{key}", SALT_BYTES)
 
     def delete_old_salts(self, keep: str) -> None:

@@ -44,7 +44,7 @@ class PeriodRegistry:
             if clean in known:
                 return True, False, len(known)
             path = self._path(period, key)
-            path.parent.mkdir(parents=True, exist_ok=True)
+            safefs.private_dirs(path.parent)
             fd = safefs.open_private(path, os.O_RDWR | os.O_APPEND | os.O_CREAT)
             with os.fdopen(fd, "a+", encoding="utf-8", errors="surrogatepass") as handle:
                 fcntl.flock(handle, fcntl.LOCK_EX)

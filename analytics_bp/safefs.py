@@ -69,6 +69,20 @@ def entry_problem(st: os.stat_result) -> str:
     return ""
 
 
+def private_dirs(path: str | Path) -> None:
+    """Create `path` and any missing folder above it, each mode 0700 whatever the umask lets
+    through (mkdir's mode is masked, never widened): a process started with umask 000 must not
+    leave a folder of its state that its next start refuses."""
+    missing: list[str] = []
+    current = os.path.abspath(path)
+    while not os.path.lexists(current):
+        missing.append(current)
+        current = os.path.dirname(current)
+    for folder in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # another worker was first
+            os.mkdir(folder, 0o700)
+
+
 def make_private_dir(path: str) -> str:
     """Create `path` (mode 0700) unless it exists; the problem with it, or '' when it is usable.
 
@@ -76,10 +90,7 @@ def make_private_dir(path: str) -> str:
     bit (as /tmp is)."""
     parent = os.path.dirname(os.path.abspath(path))
     try:
-        os.makedirs(parent, exist_ok=True)
-        os.mkdir(path, 0o700)
-    except FileExistsError:
-        pass
+        private_dirs(path)
     except OSError as err:
         return f"cannot be created ({err.strerror})"
     try:

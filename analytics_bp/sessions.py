@@ -39,7 +39,7 @@ KEY_BYTES = 32
 class SessionStore:
     def __init__(self, directory: Path, token: str, max_age: int) -> None:
         self.dir = directory / "sessions"
-        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        safefs.private_dirs(self.dir)
         self._key = safefs.read_or_create_secret(directory / "key", KEY_BYTES)
         self._signer = URLSafeTimedSerializer(self._key, salt="analytics-dashboard-session")
         self._fingerprint = hmac.new(self._key, token.encode(), hashlib.sha256).hexdigest()

@@ -77,7 +77,7 @@ class Spool:
     def __init__(self, directory: str, slot: int) -> None:
         self.dir = Path(directory)
         self.rejected_dir = self.dir / "rejected"
-        self.rejected_dir.mkdir(parents=True, exist_ok=True)
+        safefs.private_dirs(self.rejected_dir)
         self.slot = slot
         self._seq = 0
         self._lock = threading.Lock()

@@ -162,7 +162,7 @@ class Usage:
         marked it, so a new state folder or host adds no second mark. When InfluxDB cannot say,
         the claim is dropped and the next start asks again."""
         try:
-            self._golive_path.parent.mkdir(parents=True, exist_ok=True)
+            safefs.private_dirs(self._golive_path.parent)
             fd = safefs.open_private(self._golive_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
             with os.fdopen(fd, "w") as handle:
                 handle.write(datetime.now(UTC).isoformat() + "\n")

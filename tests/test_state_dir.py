@@ -20,13 +20,14 @@ from typing import Any
 
 import pytest
 
-from analytics_bp import periods, settings
+from analytics_bp import periods, safefs, settings
 from analytics_bp.settings import ConfigError
 
 from .conftest import CHROME_UA, Influx, flush
 from .servers import ROOT, VENV_BIN
 
 NOBODY = 65534
+TOKEN = "state-7Rq2Xm9Lw4Zt8Nc1Yh3Bs6Jd5Fa0Kp"
 BASE = {"ANALYTICS_PERMITTED_DOMAINS": "example.com"}
 
 
@@ -102,6 +103,22 @@ def test_a_state_folder_others_can_write_is_refused(tmp_path: Path) -> None:
     state.chmod(0o777)
     with pytest.raises(ConfigError, match=r"the folder is writable by group or others \(mode 0777\)"):
         settings.check_state_dirs(load(ANALYTICS_STATE_DIR=str(state)))
+
+
+def test_a_permissive_umask_still_leaves_a_tree_the_next_start_accepts(make_app: Any,
+                                                                       tmp_path: Path) -> None:
+    state = tmp_path / "new" / "deep" / "state"
+    old = os.umask(0)  # some containers start services so
+    try:
+        app = make_app(ANALYTICS_STATE_DIR=str(state), ANALYTICS_DASHBOARD_TOKEN=TOKEN)
+        assert beacon(app).status_code == 204  # salts, registry, spool, slots, golive, sessions
+        flush(app)
+        app.extensions["analytics"].close()
+        assert safefs.tree_problem(str(state)) == ("", "")
+        assert {mode(p) for p in (tmp_path / "new", state, state / "salts", state / "spool")} == {0o700}
+        make_app(ANALYTICS_STATE_DIR=str(state), ANALYTICS_DASHBOARD_TOKEN=TOKEN)  # starts again
+    finally:
+        os.umask(old)
 
 
 def month_key() -> str:
