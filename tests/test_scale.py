@@ -151,9 +151,17 @@ def test_two_hosts_behind_nginx_lose_points_without_host_ids_and_none_with(
         outcomes[phase] = (sum(accepted.values()), stored(influx, bucket, f"/{phase}"))
         assert all(accepted.values()), accepted  # every client got through
     print("two hosts (sent, stored):", outcomes)
+    # Which writer slots each host's worker stamped with (its lock file stays after the stop).
+    slots = {phase: [sorted(p.name for p in (tmp_path / phase / f"host{n}" / "spool" / "slots").glob("*"))
+                     for n in range(2)] for phase in outcomes}
     sent, kept = outcomes["without"]
-    assert sent > 5000 and kept < sent, outcomes  # the collision is real
+    # Both hosts stamp with slot 0, so two pageviews stamped in the same microsecond overwrite
+    # each other. Whether one happens in a run is chance (about one expected in 5,000 beacons):
+    # the test asserts the cause, and that nothing is ever stored twice.
+    assert slots["without"] == [["000.lock"], ["000.lock"]]
+    assert sent > 5000 and kept <= sent, outcomes
     sent, kept = outcomes["with"]
+    assert slots["with"] == [["000.lock"], ["010.lock"]]  # each host its own share of the slots
     assert sent > 5000 and kept == sent, outcomes
     visitors = influx.query('from(bucket: b) |> range(start: -1h) |> filter(fn: (r) => r._field == '
                             '"visitor" and r.page == "/with") |> group() |> distinct() |> count()',
