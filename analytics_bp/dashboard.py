@@ -85,15 +85,21 @@ def retry_after() -> int:
     return current_state().auth_throttle.retry_after(_client())
 
 
-def authorised() -> bool:
-    """A host app's own check, else a bearer token (counted when wrong) or a live session."""
+def _access() -> tuple[bool, int]:
+    """(let in, seconds to wait): a host app's own check, else a bearer token (refused while the
+    client is throttled, counted when wrong) or a live session."""
     check = current_state().dashboard_auth
     if check is not None:
-        return bool(check())
+        return bool(check()), 0
     bearer = _bearer()
     if bearer is not None:
-        return retry_after() == 0 and _checked_token(bearer)
-    return _cookie_valid()
+        wait = retry_after()
+        return (False, wait) if wait else (_checked_token(bearer), 0)
+    return _cookie_valid(), 0
+
+
+def authorised() -> bool:
+    return _access()[0]
 
 
 def _throttled(wait: int) -> Response:
@@ -104,11 +110,10 @@ def _throttled(wait: int) -> Response:
 
 def _guard_api() -> Response | None:
     _require_enabled()
-    if current_state().dashboard_auth is None and _bearer() is not None:
-        wait = retry_after()
-        if wait:
-            return _throttled(wait)
-    if not authorised():
+    allowed, wait = _access()
+    if wait:
+        return _throttled(wait)
+    if not allowed:
         resp = _error(401, "unauthorized", "send Authorization: Bearer <ANALYTICS_DASHBOARD_TOKEN>")
         resp.headers["WWW-Authenticate"] = 'Bearer realm="analytics"'
         return resp
@@ -116,8 +121,7 @@ def _guard_api() -> Response | None:
 
 
 def _no_store(resp: Response) -> Response:
-    resp.headers["Cache-Control"] = "no-store"
-    resp.headers["X-Content-Type-Options"] = "nosniff"
+    resp.headers["Cache-Control"] = "no-store"  # nosniff: pages.finish, on every response
     resp.headers["Referrer-Policy"] = "no-referrer"
     return resp
 
@@ -283,7 +287,6 @@ def static_file(filename: str) -> Response:
         return _error(404, "not_found", "dashboard build missing: run `make agent`")
     resp = Response(data, mimetype=STATIC[filename])
     resp.headers["Cache-Control"] = "no-cache"
-    resp.headers["X-Content-Type-Options"] = "nosniff"
     return resp
 
 

@@ -17,7 +17,6 @@ seconds the client gets 429 with Retry-After, whatever it sends, until the oldes
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
 import math
@@ -129,7 +128,6 @@ class FailureThrottle:
         while times and times[0] <= now - self.window:
             times.popleft()
         if not times:
-            with contextlib.suppress(KeyError):
-                del self._failures[key]
+            del self._failures[key]  # under the lock, just read: it is there
             return None
         return times

@@ -105,7 +105,6 @@ def agent(filename: str) -> Response:
     resp = Response(data, mimetype="application/javascript")
     resp.set_etag(etag)
     resp.headers["Cache-Control"] = "public, max-age=86400, stale-while-revalidate=604800"
-    resp.headers["X-Content-Type-Options"] = "nosniff"
     # The snippet's tag loads it with crossorigin="anonymous" and an SRI hash: from a site on
     # another origin the browser runs it only with this header. A public file, no credentials.
     resp.headers["Access-Control-Allow-Origin"] = "*"

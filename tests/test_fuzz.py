@@ -215,3 +215,36 @@ def test_after_the_fuzzing_every_accepted_line_is_in_influxd(app: Flask, influx:
     stored = influx.query('from(bucket: b) |> range(start: 0) |> filter(fn: (r) => r._field == "count") '
                           '|> group() |> count()', b=bucket)
     assert stored and stored[0]["_value"] > 0
+
+
+header_text = st.text(st.characters(min_codepoint=0x20, max_codepoint=0xFF), max_size=60)
+AUTH_REQUESTS = [("GET", "/analytics/dashboard"), ("POST", "/analytics/dashboard/login"),
+                 ("POST", "/analytics/dashboard/logout"), ("GET", "/analytics/api/v1/sites"),
+                 ("GET", "/analytics/health")]
+
+
+@FUZZ
+@given(authorization=header_text | st.builds("Bearer {}".format, header_text), cookie=header_text,
+       origin=st.none() | header_text, fetch_site=st.none() | header_text,
+       proto=st.none() | header_text, forwarded=st.none() | header_text, token=header_text,
+       request=st.sampled_from(AUTH_REQUESTS))
+def test_any_sign_in_headers_are_refused_or_answered_never_a_5xx(
+        app: Flask, authorization: str, cookie: str, origin: str | None, fetch_site: str | None,
+        proto: str | None, forwarded: str | None, token: str, request: tuple[str, str]) -> None:
+    """Whatever a client sends as token, cookie or the headers sign-in reads, it gets an answer
+    below 500, and the right token still works afterwards (once its throttle is reset: wrong
+    tokens from the test client's one address are throttled, as they should be)."""
+    from analytics_bp.sessions import FailureThrottle
+
+    optional = {"Origin": origin, "Sec-Fetch-Site": fetch_site, "X-Forwarded-Proto": proto,
+                "X-Forwarded-For": forwarded}
+    headers = {"Authorization": authorization, **{k: v for k, v in optional.items() if v is not None}}
+    client = app.test_client()
+    client.set_cookie("analytics_dashboard", cookie, path="/analytics")
+    method, path = request
+    resp = client.open(path, method=method, headers=headers, data={"token": token})
+    assert resp.status_code < 500, (request, headers, resp.status_code)
+    event(f"{path} {resp.status_code}")
+    app.extensions["analytics"].auth_throttle = FailureThrottle()
+    right = app.test_client().get("/analytics/api/v1/sites", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert right.status_code == 200
