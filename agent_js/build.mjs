@@ -1,7 +1,8 @@
 // Build agent.min.js (default, no logging) and agent.debug.js (logs why it skipped) with esbuild,
 // and fail when a build is over its gzip budget.
 import { build } from 'esbuild';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { gzipSync } from 'node:zlib';
 
 const BUDGET = { 'agent.min.js': 850, 'agent.extras.min.js': 1100 };
@@ -17,6 +18,16 @@ await build({ ...common, outfile: 'dist/agent.debug.js', minify: false, define: 
 // blueprint, so the page asks no other host for anything.
 await build({ entryPoints: ['src/dashboard.js'], bundle: true, minify: true, target: 'es2019',
   outfile: 'dist/dashboard.js', legalComments: 'none', charset: 'utf8' });
+
+// isbot's pattern list (the collector's bot judgement) as data for the Python package: the npm
+// package is where its maintainers publish it, pinned in package-lock.json like every other input.
+const require = createRequire(import.meta.url);
+const isbot = require('isbot');
+const isbotMeta = require('isbot/package.json');
+writeFileSync('dist/isbot-patterns.json', JSON.stringify({
+  source: 'https://www.npmjs.com/package/isbot', version: isbotMeta.version, licence: isbotMeta.license,
+  patterns: isbot.list }, null, 1) + '\n');
+console.log(`isbot-patterns.json: isbot ${isbotMeta.version}, ${isbot.list.length} patterns`);
 
 let failed = false;
 for (const name of ['agent.min.js', 'agent.extras.min.js', 'agent.debug.js', 'dashboard.js', 'dashboard.css']) {

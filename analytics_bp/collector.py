@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from . import beacons, enrich, privacy, safefs
+from .agents import Agent, AgentJudge
 from .beacons import Beacon, BeaconError, Reason
 from .cardinality import TagGuard
 from .points import line
@@ -83,6 +84,7 @@ class Collector:
         self.salts = salts
         self.guard = guard
         self.country = country or (lambda ip: "unknown")
+        self.agents = AgentJudge(config.device_lookups_per_minute)
         self._events = config.accepted_events
         self._link_events = config.extra_events & LINK_EVENTS
         self._engagement = beacons.ENGAGEMENT in config.extra_events
@@ -121,7 +123,7 @@ class Collector:
         except BeaconError as err:
             err.domain = beacon.domain
             raise
-        agent = enrich.describe_agent(parts.user_agent)
+        agent = self.agents.describe(parts.user_agent)
         if agent.bot:
             return IGNORED
         sink = self._sink()
@@ -177,7 +179,7 @@ class Collector:
     def _bounded(self, domain: str, tag: str, value: str) -> str:
         return self.guard.admit(domain, tag, value)
 
-    def _line(self, beacon: Beacon, agent: enrich.Agent, country: str, visitor: str, session: str,
+    def _line(self, beacon: Beacon, agent: Agent, country: str, visitor: str, session: str,
               ts: int, link: tuple[str, str, str] | None = None) -> str:
         domain = self.guard.admit("*", "domain", beacon.domain, self.cfg.max_domains)
         tags = {

@@ -1,18 +1,13 @@
-"""Turn the User-Agent, referrer and IP into coarse labels, with maintained libraries.
+"""Turn the platform, referrer and IP into coarse labels (the User-Agent is judged in agents.py).
 
-Why libraries: bot lists and UA regexes go stale within months; `crawler-user-agents` and
-`ua-parser` are kept current by others. Results are cached per UA string in process memory only.
+Why libraries: lists go stale within months; geoip2fast's offline database is kept current by others.
 """
 
 from __future__ import annotations
 
 import threading
-from functools import lru_cache
-from typing import Any, NamedTuple
+from typing import Any
 from urllib.parse import urlsplit
-
-import crawleruseragents
-from ua_parser import parse as parse_ua
 
 from .privacy import truncate_ip
 
@@ -21,45 +16,6 @@ PLATFORM_FAMILIES = (
     ("linux arm", "android"), ("win", "windows"), ("mac", "macos"), ("cros", "chromeos"),
     ("linux", "linux"), ("freebsd", "bsd"), ("openbsd", "bsd"),
 )
-MOBILE_OS = {"iOS", "Android", "Windows Phone", "BlackBerry OS", "KaiOS"}
-
-
-class Agent(NamedTuple):
-    browser: str
-    os: str
-    device: str
-    bot: bool
-
-
-MAX_AGENT = 512  # longer User-Agents are read up to here: real ones are shorter, names come first
-AGENT_CACHE = 4096  # at most 4,096 x 512 characters of attacker-chosen strings in memory
-
-
-def describe_agent(user_agent: str) -> Agent:
-    """Browser family, OS family, device class and whether it is a known bot."""
-    return _describe(user_agent[:MAX_AGENT])
-
-
-@lru_cache(maxsize=AGENT_CACHE)
-def _describe(user_agent: str) -> Agent:
-    if not user_agent.strip() or crawleruseragents.is_crawler(user_agent):
-        return Agent("bot", "bot", "bot", True)
-    result = parse_ua(user_agent)
-    browser = result.user_agent.family if result.user_agent else "Other"
-    os_family = result.os.family if result.os else "Other"
-    return Agent(browser, os_family, _device_class(user_agent, os_family, result.device), False)
-
-
-def _device_class(user_agent: str, os_family: str, device: Any) -> str:
-    family = (device.family if device else "") or ""
-    lowered = user_agent.lower()
-    if "ipad" in lowered or "tablet" in lowered or family.lower().startswith(("ipad", "kindle")):
-        return "tablet"
-    if os_family == "Android" and "mobile" not in lowered:
-        return "tablet"
-    if os_family in MOBILE_OS or "mobile" in lowered:
-        return "mobile"
-    return "desktop"
 
 
 def platform_family(platform: str) -> str:

@@ -56,11 +56,16 @@ _analytics_logging()
 def on_starting(server: object) -> None:
     """Check every setting in the master, before any worker: a bad one is one line, then exit 2.
     Only for this collector (the benchmark's bare Flask baseline runs with this file too)."""
-    from analytics_bp.settings import from_environ, startup_check
+    from analytics_bp.settings import from_environ, load, startup_check
 
     app_uri = str(getattr(getattr(server, "app", None), "app_uri", ""))
     if app_uri.startswith("analytics_bp"):
-        startup_check(from_environ(os.environ), "gunicorn", workers)  # one writer slot per process
+        config = from_environ(os.environ)
+        startup_check(config, "gunicorn", workers)  # one writer slot per process
+        if load(config).device_lookups_per_minute > 0:
+            from analytics_bp import agents
+
+            agents.preload()  # Matomo's device data, once, shared by the forked workers
 
 
 def worker_exit(server: object, worker: object) -> None:

@@ -90,6 +90,11 @@ def notice(cfg: Config) -> dict[str, Any]:
             "ANALYTICS_USAGE_LOG": "Server-side usage is also written to the application log, "
             "with pseudonyms only." if cfg.usage_log else "Server-side usage is not logged.",
         },
+        "not_counted": "Bots are not counted: User-Agents that isbot's maintained list of crawler "
+        "patterns matches (an app's built-in browser is checked again against Matomo's device "
+        "data), and browsers that report being automated (navigator.webdriver). The browser, OS "
+        "and device class are read from the User-Agent with ua-parser's and Matomo's maintained "
+        "data, on this server; the User-Agent itself is never stored.",
         "opt_out": "Enable Do Not Track or Global Privacy Control in your browser, or run "
         "localStorage.analytics_ignore = 'true' in the browser console on this site.",
     }

@@ -252,6 +252,9 @@ SETTINGS: tuple[Setting, ...] = (
             "`Sec-GPC: 1`.", _as_bool, privacy=True),
     Setting("ANALYTICS_GEOIP", False, "Look up the country from the truncated IP with the "
             "offline geoip2fast database.", _as_bool, privacy=True),
+    Setting("ANALYTICS_DEVICE_LOOKUPS_PER_MINUTE", 600, "New User-Agents per minute and worker "
+            "whose device class is read from Matomo's device data (about 20 ms each); past it, and "
+            "at `0`, from ua-parser and the `Mobile` token.", _int_at_least(0)),
     Setting("ANALYTICS_MAX_BODY", 4096, "Largest beacon body in bytes (413 above).",
             _int_at_least(512)),
     Setting("ANALYTICS_MAX_TAG_VALUES", 1000, "Distinct values per domain, tag and month for "
@@ -337,6 +340,7 @@ class Config:
     batch_size: int
     respect_dnt: bool
     geoip: bool
+    device_lookups_per_minute: int
     max_body: int
     max_tag_values: int
     max_domains: int

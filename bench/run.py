@@ -28,6 +28,7 @@ import profile_hot_path
 import rollup_query
 import stats_api
 
+from analytics_bp.dev import traffic_quality
 from analytics_bp.dev.localinflux import InfluxCredentials, LocalInflux
 from analytics_bp.influx import InfluxTarget
 from tests.admin import Admin
@@ -112,6 +113,8 @@ def http_comparison(admin: Admin, creds: InfluxCredentials, state: Path) -> dict
 def run(creds: InfluxCredentials, state: Path, server: LocalInflux | None = None) -> dict[str, Any]:
     admin = Admin(creds.url, creds.org, creds.token, timeout_ms=600_000)
     results: dict[str, Any] = {"machine": machine(), "agent": agent_sizes()}
+    progress("judging the labelled User-Agent corpora (tests/data/agents), about 75 s")
+    results["traffic_quality"] = traffic_quality.report(ROOT / "tests" / "data" / "agents")
     progress("profiling the hot path in-process (pyinstrument)")
     admin.ensure_bucket("bench_profile", 0)
     results["profile"] = profile_hot_path.measure(creds.as_env(), "bench_profile", 5000,
@@ -195,7 +198,9 @@ def table(r: dict[str, Any]) -> str:
               + (f', budget {budgets[name]:,} B' if name in budgets else ""))
              for name, s in r["agent"].items()]
     width = max(len(a) for a, _, _ in rows)
-    return "\n".join(f"{a:<{width}}  {v:>22}  {note}" for a, v, note in rows)
+    return "\n".join([*(f"{a:<{width}}  {v:>22}  {note}" for a, v, note in rows), "",
+                      "User-Agent judgement (goals: crawlers >= 95%, browsers <= 0.5%, devices >= 95%):",
+                      *r["traffic_quality"]])
 
 
 def main() -> None:

@@ -168,3 +168,20 @@ def flush(app: Flask) -> None:
 
 def random_token() -> str:
     return secrets.token_hex(8)
+
+
+FIGURES = pytest.StashKey[list[str]]()
+
+
+@pytest.fixture
+def report_figure(request: pytest.FixtureRequest) -> Any:
+    """Record a measured figure (one line); the run prints them all at its end."""
+    return request.config.stash.setdefault(FIGURES, []).append
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    lines = config.stash.get(FIGURES, [])
+    if lines:
+        terminalreporter.section("measured figures")
+        for text in lines:
+            terminalreporter.write_line(text)

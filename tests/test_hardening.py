@@ -277,16 +277,16 @@ def test_a_torn_or_damaged_segment_delivers_its_intact_lines_and_sets_aside_the_
 def test_the_user_agent_cache_holds_little_whatever_clients_send() -> None:
     import tracemalloc
 
-    from analytics_bp import enrich
+    from analytics_bp import agents
 
-    enrich._describe.cache_clear()
+    judge = agents.AgentJudge(0)  # every judgement final, so every one is a candidate for the cache
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
     for i in range(6000):  # 6,000 distinct attacker-chosen User-Agents of 8 KB each
-        enrich.describe_agent(f"Mozilla/5.0 {i:05d} " + "x" * 8192)
+        judge.describe(f"Mozilla/5.0 {i:05d} " + "x" * 8192)
     grown = tracemalloc.get_traced_memory()[0] - before
     tracemalloc.stop()
-    assert enrich._describe.cache_info().currsize == enrich.AGENT_CACHE
+    assert judge.cached() == agents.AGENT_CACHE
     assert grown < 8 * 2**20, f"{grown / 2**20:.1f} MiB"  # 6,000 x 8 KB would be 47 MiB
 
 

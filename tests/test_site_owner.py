@@ -173,7 +173,11 @@ def test_notice_page_loads_in_chromium(make_app: Any, tmp_path: Any) -> None:
         page.goto(server.url + "/analytics/privacy")
         assert page.title() == "Privacy: how this site counts visits"
         assert "cookie-free" in page.inner_text("body")
-        page.screenshot(path=str(ROOT / "test-artifacts" / "privacy-notice.png"))
+        # what is filtered, and from which data (issue 28)
+        assert page.inner_text("h2:has-text('What is not counted') + p") == notice(app.extensions[
+            "analytics"].config)["not_counted"]
+        assert "isbot" in page.inner_text("body") and "Matomo" in page.inner_text("body")
+        page.screenshot(path=str(ROOT / "test-artifacts" / "privacy-notice.png"), full_page=True)
         browser.close()
 
 
