@@ -23,19 +23,15 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
+from . import schema
 from .beacons import domain_matches
 from .expiring import Expiring
 from .settings import Config
 from .stats_query import ENGAGEMENT_METRICS, TAG_DIMENSIONS, TIME_DIMENSIONS, Filter, Query, QueryError
 
-DAILY_BREAKDOWNS = {  # 1d measurement -> the tags it keeps besides domain
-    "pages": frozenset({"page"}), "sources": frozenset({"source"}),
-    "agents": frozenset({"browser", "os", "device"}), "countries": frozenset({"country"}),
-    "timezones": frozenset({"timezone", "platform"}),
-    "utms": frozenset({"utm_source", "utm_medium", "utm_campaign"}),
-}
-HOURLY_PAGEVIEW_TAGS = frozenset({"page", "source", "browser", "os", "device", "country"})
-EVENT_TAGS = frozenset({"event", "label", "destination", "file"})
+DAILY_BREAKDOWNS = schema.daily_breakdowns()  # 1d measurement -> the tags it keeps besides domain
+HOURLY_PAGEVIEW_TAGS = schema.hourly_pageview_tags()
+EVENT_TAGS = frozenset(schema.EVENT_ROLLUP_TAGS)
 REALTIME_MINUTES = 5
 
 
