@@ -82,19 +82,24 @@ class InfluxAdmin:
         orgs = self.client.organizations_api().find_organizations(org=self.org)
         return str(orgs[0].id)
 
-    def ensure_bucket(self, name: str, retention_seconds: int) -> str:
-        """Create the bucket, or bring its retention to the configured value. Returns its state."""
+    def ensure_bucket(self, name: str, retention_seconds: int, shard_group_seconds: int = 0) -> str:
+        """Create the bucket, or bring its retention (and shard group duration, when one is given;
+        0 is InfluxDB's default for the retention) to the configured value. Returns its state."""
         from influxdb_client import BucketRetentionRules
 
         api = self.client.buckets_api()
-        rules = [BucketRetentionRules(type="expire", every_seconds=retention_seconds)]
+        rule = BucketRetentionRules(type="expire", every_seconds=retention_seconds)
+        if shard_group_seconds:
+            rule.shard_group_duration_seconds = shard_group_seconds
         existing = api.find_bucket_by_name(name)
         if existing is None:
-            api.create_bucket(bucket_name=name, retention_rules=rules, org=self.org)
+            api.create_bucket(bucket_name=name, retention_rules=[rule], org=self.org)
             return "created"
-        current = existing.retention_rules[0].every_seconds if existing.retention_rules else 0
-        if current != retention_seconds:
-            existing.retention_rules = rules
+        current = existing.retention_rules[0] if existing.retention_rules else None
+        every = current.every_seconds if current else 0
+        shard = (current.shard_group_duration_seconds or 0) if current else 0
+        if every != retention_seconds or (shard_group_seconds and shard != shard_group_seconds):
+            existing.retention_rules = [rule]
             api.update_bucket(existing)
             return "updated"
         return "unchanged"

@@ -20,6 +20,10 @@ class Admin(InfluxAdmin):
             return None
         return int(bucket.retention_rules[0].every_seconds) if bucket.retention_rules else 0
 
+    def bucket_shard_group(self, name: str) -> int:
+        bucket = self.client.buckets_api().find_bucket_by_name(name)
+        return int(bucket.retention_rules[0].shard_group_duration_seconds or 0)
+
     def drop_with_rollups(self, bucket: str) -> None:
         """Delete a raw bucket, its rollup buckets and its tasks (what `setup` created)."""
         for suffix in ("", "_1h", "_1d", "_1mo"):

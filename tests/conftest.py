@@ -24,7 +24,7 @@ import pytest
 from flask import Flask
 from influxdb_client import InfluxDBClient
 
-from analytics_bp import create_app
+from analytics_bp import create_app, rollups
 from analytics_bp.dev.localinflux import InfluxCredentials, LocalInflux
 
 from .admin import Admin
@@ -78,7 +78,7 @@ def influx() -> Iterator[Influx]:
 def scratch_bucket(influx: Influx, prefix: str = "t") -> Iterator[str]:
     """A fresh raw bucket (and its rollup buckets, if a test creates them), deleted afterwards."""
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    influx.admin.ensure_bucket(name, 0)
+    influx.admin.ensure_bucket(name, 0, rollups.raw_shard_group_seconds(0))  # as setup makes it
     try:
         yield name
     finally:

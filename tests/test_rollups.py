@@ -365,6 +365,31 @@ def test_setup_is_idempotent_and_updates_changed_tasks(influx: Influx, bucket: s
     assert names == [f"{bucket}_daily", f"{bucket}_hourly", f"{bucket}_monthly"]
 
 
+def test_the_raw_bucket_gets_one_day_shard_groups(influx: Influx) -> None:
+    """Today's raw reads then touch only today's series (docs/performance.md): a raw bucket made
+    with InfluxDB's default (7 days, for a retention of forever) is brought to one day."""
+    name = "t_shards_" + datetime.now(UTC).strftime("%H%M%S%f")
+    influx.admin.ensure_bucket(name, 0)
+    try:
+        assert influx.admin.bucket_shard_group(name) == 7 * 86400
+        cfg = settings.load({"ANALYTICS_PERMITTED_DOMAINS": "a.example", "ANALYTICS_BUCKET": name,
+                             "ANALYTICS_RAW_RETENTION": "0"})
+        assert rollups.setup(cfg, influx.admin)[f"bucket {name}"] == "updated"
+        assert influx.admin.bucket_shard_group(name) == 86400
+        assert influx.admin.bucket_shard_group(name + "_1d") == 7 * 86400  # rollups: the default
+        assert set(rollups.setup(cfg, influx.admin).values()) == {"unchanged"}
+        short = settings.load({**cfg_env(name), "ANALYTICS_RAW_RETENTION": "12h"})
+        rollups.setup(short, influx.admin)
+        assert influx.admin.bucket_retention(name) == 12 * 3600
+        assert influx.admin.bucket_shard_group(name) == 3600  # under a day: InfluxDB's own choice
+    finally:
+        influx.admin.drop_with_rollups(name)
+
+
+def cfg_env(bucket: str) -> dict[str, str]:
+    return {"ANALYTICS_PERMITTED_DOMAINS": "a.example", "ANALYTICS_BUCKET": bucket}
+
+
 @pytest.mark.parametrize("name", ['a"b', "x${y}", "back\\slash", 'q\\"${'])
 def test_flux_string_escapes_everything(influx: Influx, name: str) -> None:
     rows = influx.query("import \"array\"\narray.from(rows: [{v: " + rollups.flux_string(name)
