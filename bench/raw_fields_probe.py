@@ -64,8 +64,9 @@ QUERIES = {
     "pageviews by page": {
         "tags": RANGE + SITE + '|> filter(fn: (r) => r._field == "count") |> group(columns: ["page"]) '
                 '|> sum() |> group() |> sort(columns: ["_value"], desc: true) |> limit(n: 10)',
-        "fields": RANGE + SITE + '|> filter(fn: (r) => r._field == "page") |> duplicate(column: "_value", as: "page") '
-                  '|> group(columns: ["page"]) |> count() |> group() |> sort(columns: ["_value"], desc: true) |> limit(n: 10)',
+        "fields": RANGE + SITE + '|> filter(fn: (r) => r._field == "page") '
+                  '|> duplicate(column: "_value", as: "page") |> group(columns: ["page"]) |> count() '
+                  '|> group() |> sort(columns: ["_value"], desc: true) |> limit(n: 10)',
     },
     "visitors by source": {
         "tags": RANGE + SITE + '|> filter(fn: (r) => r._field == "visitor") |> group(columns: ["source"]) '
