@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,9 +25,9 @@ sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 
 import rollup_query
 import stats_api
+import throwaway
 
 from analytics_bp import create_app
-from analytics_bp.dev.localinflux import LocalInflux
 from analytics_bp.influx import InfluxAdmin, InfluxTarget
 from tests.admin import Admin
 
@@ -103,11 +102,7 @@ def profiled_ms(admin: Admin, flux: str, params: dict[str, Any]) -> tuple[float,
 
 
 def main() -> None:
-    with tempfile.TemporaryDirectory(prefix="split-") as tmp, \
-            LocalInflux(data_dir=str(Path(tmp) / "influxd")) as server:
-        server.start()
-        creds = server.onboard()
-        admin = Admin(creds.url, creds.org, creds.token, timeout_ms=600_000)
+    with throwaway.influxd("split-") as (tmp, creds, admin):
         bucket = f"bench_rollup_{POINTS}"
         admin.ensure_bucket(bucket, 0)
         rollup_query.measure(admin, InfluxTarget(creds.url, creds.org, creds.token, bucket), POINTS, progress)
@@ -137,7 +132,6 @@ def main() -> None:
             if VERBOSE:
                 print("\n".join(parts))
         app.extensions["analytics"].close()
-        admin.close()
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,9 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 
 import dataset
+import throwaway
 from ingest import deliver
 
-from analytics_bp.dev.localinflux import LocalInflux
 from analytics_bp.influx import InfluxTarget
 from tests.admin import Admin
 
@@ -110,11 +109,7 @@ def timed(admin: Admin, flux: str, bucket: str) -> tuple[float, list[dict[str, o
 
 
 def main() -> None:
-    with tempfile.TemporaryDirectory(prefix="probe-") as tmp, \
-            LocalInflux(data_dir=str(Path(tmp) / "influxd")) as server:
-        server.start()
-        creds = server.onboard()
-        admin = Admin(creds.url, creds.org, creds.token, timeout_ms=600_000)
+    with throwaway.influxd("probe-") as (_, creds, admin):
         for bucket in ("shape_tags", "shape_fields"):
             admin.ensure_bucket(bucket, 0)
         progress(f"writing {POINTS:,} pageviews of one day, as tags and as fields")
@@ -129,7 +124,6 @@ def main() -> None:
             fields_ms, fields_rows = timed(admin, shapes["fields"], "shape_fields")
             same = sorted(r["_value"] for r in tags_rows) == sorted(r["_value"] for r in fields_rows)
             print(f"{name:<36} {tags_ms:>10.0f} {fields_ms:>10.0f}" + ("" if same else "  DIFFERENT ANSWERS"))
-        admin.close()
 
 
 if __name__ == "__main__":

@@ -8,6 +8,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(1, str(ROOT / "scripts"))
+
+from doc_tables import write_or_check  # noqa: E402
 
 from analytics_bp.settings import SERVER_SETTINGS, SETTINGS, Setting  # noqa: E402
 
@@ -26,19 +29,8 @@ def table(settings: tuple[Setting, ...], privacy_column: bool) -> str:
 
 
 def main() -> int:
-    text = new = DOC.read_text()
-    for name, (settings, privacy_column) in TABLES.items():
-        begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
-        head, rest = new.split(begin, 1)
-        _, tail = rest.split(end, 1)
-        new = f"{head}{begin}\n{table(settings, privacy_column)}\n{end}{tail}"
-    if "--check" in sys.argv:
-        if new != text:
-            print("docs/config.md is out of date: run scripts/config_table.py")
-            return 1
-        return 0
-    DOC.write_text(new)
-    return 0
+    return write_or_check(DOC, {name: table(settings, privacy_column)
+                                for name, (settings, privacy_column) in TABLES.items()}, "config_table.py")
 
 
 if __name__ == "__main__":

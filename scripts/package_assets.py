@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Copy what the package ships but does not author into analytics_bp/ (or, with --check, verify the
 committed copies are exactly those): the agent and dashboard as `make agent` builds them from
-agent_js/src (with isbot's pattern list from its npm package), and the nginx and Grafana files from nginx/ and grafana/.
+agent_js/src (with isbot's pattern list from its npm package), and the nginx and Grafana files
+from nginx/ and grafana/.
 
 Why committed copies: `pip install` of the package (or of a wheel built from a clean clone) must
 serve the agent and the dashboard with no node or npm anywhere; a build hook running npm would

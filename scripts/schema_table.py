@@ -8,25 +8,17 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(1, str(ROOT / "scripts"))
+
+from doc_tables import write_or_check  # noqa: E402
 
 from analytics_bp.schema import markdown_table  # noqa: E402
 
 DOC = ROOT / "docs" / "schema.md"
-BEGIN, END = "<!-- catalogue:begin -->", "<!-- catalogue:end -->"
 
 
 def main() -> int:
-    text = DOC.read_text()
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    new = f"{head}{BEGIN}\n{markdown_table()}\n{END}{tail}"
-    if "--check" in sys.argv:
-        if new != text:
-            print("docs/schema.md is out of date: run scripts/schema_table.py")
-            return 1
-        return 0
-    DOC.write_text(new)
-    return 0
+    return write_or_check(DOC, {"catalogue": markdown_table()}, "schema_table.py")
 
 
 if __name__ == "__main__":
