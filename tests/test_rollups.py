@@ -210,7 +210,7 @@ def loaded(influx: Influx, bucket: str) -> list[dict[str, Any]]:
 def new_loaded_bucket(influx: Influx, prefix: str) -> tuple[str, list[dict[str, Any]]]:
     """A new raw bucket holding the known dataset and events (for module-scoped fixtures)."""
     name = prefix + datetime.now(UTC).strftime("%H%M%S%f")
-    influx.admin.ensure_bucket(name, 0)
+    influx.admin.ensure_bucket(name, 0, rollups.raw_shard_group_seconds(0))  # as setup makes it
     rows = make_dataset()
     write(influx, name, to_lines(rows) + event_lines())
     return name, rows
