@@ -163,9 +163,13 @@ class MatomoData:
 _MATOMO = MatomoData()
 
 
-def preload() -> None:
-    """Load Matomo's data now (gunicorn's master, before the workers fork)."""
-    _MATOMO.load()
+def preload(matomo: bool = True) -> None:
+    """Compile isbot's patterns, warm ua-parser and load Matomo's data now (gunicorn's master,
+    before the workers fork), so no worker's first beacon pays for them."""
+    _shipped_patterns()
+    parse_ua("Mozilla/5.0")
+    if matomo:
+        _MATOMO.load()
 
 
 class AgentJudge:

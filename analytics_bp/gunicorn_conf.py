@@ -56,16 +56,14 @@ _analytics_logging()
 def on_starting(server: object) -> None:
     """Check every setting in the master, before any worker: a bad one is one line, then exit 2.
     Only for this collector (the benchmark's bare Flask baseline runs with this file too)."""
-    from analytics_bp.settings import from_environ, load, startup_check
+    from analytics_bp.settings import from_environ, startup_check
 
     app_uri = str(getattr(getattr(server, "app", None), "app_uri", ""))
     if app_uri.startswith("analytics_bp"):
-        config = from_environ(os.environ)
-        startup_check(config, "gunicorn", workers)  # one writer slot per process
-        if load(config).device_lookups_per_minute > 0:
-            from analytics_bp import agents
+        cfg = startup_check(from_environ(os.environ), "gunicorn", workers)  # a writer slot per process
+        from analytics_bp import agents
 
-            agents.preload()  # Matomo's device data, once, shared by the forked workers
+        agents.preload(matomo=cfg.device_lookups_per_minute > 0)  # once, shared by the workers
 
 
 def worker_exit(server: object, worker: object) -> None:

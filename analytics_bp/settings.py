@@ -40,7 +40,7 @@ class ConfigError(ValueError, click.ClickException):
 
 
 def startup_check(config: Mapping[str, Any], program: str, workers: int = 0,
-                  needs_influx: bool = True) -> None:
+                  needs_influx: bool = True) -> Config:
     """Load every setting (and where InfluxDB is) before a server starts, and check that its
     `workers` have a writer slot each; on a problem, print one line and exit 2: no traceback,
     nothing started."""
@@ -53,6 +53,7 @@ def startup_check(config: Mapping[str, Any], program: str, workers: int = 0,
             raise ConfigError(f"ANALYTICS_WORKERS={workers}: expected at most {len(cfg.writer_slots)} "
                               "worker processes on this host (ANALYTICS_SLOTS_PER_HOST writer slots "
                               "with ANALYTICS_HOST_ID)")
+        return cfg
     except ConfigError as err:
         print(f"{program}: {err}", file=sys.stderr)
         raise SystemExit(2) from None

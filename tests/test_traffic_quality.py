@@ -39,7 +39,7 @@ def judge() -> AgentJudge:
 
 
 def _say(report_figure: Any, what: str, figure: quality.Figure) -> str:
-    report_figure(quality._line(what, figure))
+    report_figure(quality.line(what, figure))
     return "\n".join(["judged wrong, for example:", *figure.examples])
 
 

@@ -99,16 +99,16 @@ def report(folder: Path) -> list[str]:
     lines = []
     full = AgentJudge(UNBOUNDED)
     for name in CRAWLERS:
-        lines.append(_line("crawlers caught", crawlers_caught(folder, name, full)))
+        lines.append(line("crawlers caught", crawlers_caught(folder, name, full)))
     for name in BROWSERS:
-        lines.append(_line("browsers misflagged", browsers_misflagged(folder, name, full)))
+        lines.append(line("browsers misflagged", browsers_misflagged(folder, name, full)))
     for name in DEVICES:
-        lines.append(_line("device class right", devices_right(folder, name, full)))
+        lines.append(line("device class right", devices_right(folder, name, full)))
     lines.extend(miss_costs(folder))
     return lines
 
 
-def _line(what: str, figure: Figure) -> str:
+def line(what: str, figure: Figure) -> str:
     return (f"{what:<20} {figure.corpus:<24} {figure.share:7.2%}  ({figure.count}/{figure.total}; "
             f"{figure.source})")
 
