@@ -1,6 +1,6 @@
 """Judge a User-Agent: a bot or a person, and on which browser, OS and class of device.
 
-Why these data, chosen by measurement over public labelled corpora (tests/test_traffic_quality.py,
+Why these data, chosen by measurement over public labelled corpora (tests/ingest/test_traffic_quality.py,
 figures in CHANGES.md):
 - **Bots: isbot's pattern list** (the npm package Umami and GoatCounter use, shipped here as
   data/isbot-patterns.json by the agent build). It catches 95-100% of four crawler corpora; the

@@ -19,7 +19,8 @@ from . import beacons, enrich, privacy, safefs
 from .agents import Agent, AgentJudge
 from .beacons import Beacon, BeaconError, Reason
 from .cardinality import TagGuard
-from .points import line
+from .points import FieldValue
+from .schema import raw_line
 from .settings import Config
 from .writer import Writer
 
@@ -182,7 +183,7 @@ class Collector:
     def _line(self, beacon: Beacon, agent: Agent, country: str, visitor: str, session: str,
               ts: int, link: tuple[str, str, str] | None = None) -> str:
         domain = self.guard.admit("*", "domain", beacon.domain, self.cfg.max_domains)
-        tags = {
+        values: dict[str, FieldValue] = {
             "domain": domain,
             "page": self._bounded(domain, "page", beacon.page),
             "browser": self._bounded(domain, "browser", agent.browser),
@@ -193,28 +194,27 @@ class Collector:
             "platform": enrich.platform_family(beacon.platform),
         }
         if beacon.engaged is not None:  # the engagement extra: its own measurement, no count
-            return line("engagement", tags, {"sess_id": session, "seconds": beacon.engaged,
-                                             "pageview": beacon.pages or 1}, ts)
-        fields: dict[str, str | int] = {"count": 1, "visitor": visitor}
+            values.update(sess_id=session, seconds=beacon.engaged, pageview=beacon.pages or 1)
+            return raw_line("engagement", values, ts)
+        values.update(count=1, visitor=visitor)
         if session:
-            fields["sess_id"] = session
+            values["sess_id"] = session
         if beacon.kind == "pageview":
             source = enrich.referrer_source(beacon.referrer, beacon.domain)
-            tags["source"] = self._bounded(domain, "source", source)
+            values["source"] = self._bounded(domain, "source", source)
             for key, value in beacon.utm:
-                tags[key] = self._bounded(domain, key, value)
-            fields["pages"] = beacon.pages or 1
+                values[key] = self._bounded(domain, key, value)
+            values["pages"] = beacon.pages or 1
             if beacon.load_ms is not None:
-                fields["load_ms"] = beacon.load_ms
-            return line("pageview", tags, fields, ts)
-        tags["event"] = beacon.event
-        fields["note"] = beacon.note
+                values["load_ms"] = beacon.load_ms
+            return raw_line("pageview", values, ts)
+        values.update(event=beacon.event, note=beacon.note)
         if link is not None:
-            tag, value, fields["note"] = link
-            tags[tag] = self._bounded(domain, tag, value)
+            tag, value, values["note"] = link
+            values[tag] = self._bounded(domain, tag, value)
         elif beacon.event in self._note_events:
-            tags["label"] = self._bounded(domain, f"label:{beacon.event}", beacon.note or "(none)")
-        return line("event", tags, fields, ts)
+            values["label"] = self._bounded(domain, f"label:{beacon.event}", beacon.note or "(none)")
+        return raw_line("event", values, ts)
 
     @staticmethod
     def _link(beacon: Beacon) -> tuple[str, str, str]:

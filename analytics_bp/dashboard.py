@@ -1,4 +1,4 @@
-"""The built-in dashboard and the Stats API: access control and thin views over stats_engine.
+"""The built-in dashboard and the Stats API: access control and thin views over the stats package.
 
 Why off by default: the API answers questions about every permitted site, so nothing is served
 until ANALYTICS_DASHBOARD_TOKEN (or a host app's `dashboard_auth` check) says who may ask; without
@@ -27,7 +27,7 @@ from werkzeug.exceptions import HTTPException
 from . import pages
 from .privacy import client_ip
 from .state import current_state
-from .stats_query import DATE_RANGES, DIMENSIONS, METRICS, QueryError, parse
+from .stats.query import DATE_RANGES, DIMENSIONS, METRICS, QueryError, parse
 
 log = logging.getLogger("analytics.dashboard")
 COOKIE = "analytics_dashboard"
@@ -204,7 +204,7 @@ def usage_api() -> Response:
     raw = request.args.get("date_range", "30d")
     date_range: Any = raw.split(",") if "," in raw else raw
     try:
-        from .stats_query import parse_date_range
+        from .stats.query import parse_date_range
 
         start, end = parse_date_range(date_range, _today(), lambda: None)
         return _no_store(jsonify(state.stats().usage(start, end)))

@@ -8,7 +8,7 @@ docs/schema.md documents every measurement, tag and field written here; keep bot
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Protocol
 
 _TAG_ESCAPE = re.compile(r"([,= ])")
@@ -74,8 +74,3 @@ class Clock(Protocol):
 
 
 CounterKey = tuple[str, tuple[tuple[str, str], ...]]  # (measurement, tags)
-
-
-def counter_lines(counts: Iterable[tuple[CounterKey, int]], clock: Clock) -> list[str]:
-    """Aggregated counters (measurement, tags) -> n as `count` points."""
-    return [line(m, dict(tags), {"count": n}, clock.next_ns()) for (m, tags), n in counts]

@@ -3,7 +3,7 @@ writes it (issue 27's catalogue, first part: today's schema, exactly).
 
 Why data: the same list generates docs/schema.md's "Catalogue" table (`scripts/schema_table.py`,
 checked by a test like the config table), is checked against what the collector, the usage API and
-the Flux tasks really write on a real influxd (tests/test_schema.py compares InfluxDB's own
+the Flux tasks really write on a real influxd (tests/storage/test_schema.py compares InfluxDB's own
 `schema.tagKeys` and `schema.fieldKeys` with it, bucket by bucket), and gives the Stats API its
 rollups' tag sets (`daily_breakdowns`, `hourly_pageview_tags`), so a task and its reader cannot
 drift apart unnoticed.
@@ -11,7 +11,10 @@ drift apart unnoticed.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+
+from .points import Clock, CounterKey, FieldValue, line
 
 TIERS = ("raw", "1h", "1d", "1mo")  # bucket suffixes: raw is `<bucket>`, the others `<bucket>_<tier>`
 WRITERS = {"raw": "the collector and the usage API", "1h": "task `<bucket>_hourly`",
@@ -21,6 +24,16 @@ WRITERS = {"raw": "the collector and the usage API", "1h": "task `<bucket>_hourl
 AGENT_TAGS = ("browser", "os", "device", "country", "timezone", "platform")
 UTM_TAGS = ("utm_source", "utm_medium", "utm_campaign")
 EVENT_ROLLUP_TAGS = ("event", "label", "destination", "file")
+
+# Each Stats API dimension (a name from Plausible's vocabulary) and the raw point's key holding it.
+DIMENSION_KEYS = {
+    "event:page": "page", "event:name": "event", "event:props:note": "label",
+    "visit:source": "source", "visit:utm_source": "utm_source", "visit:utm_medium": "utm_medium",
+    "visit:utm_campaign": "utm_campaign", "visit:browser": "browser", "visit:os": "os",
+    "visit:device": "device", "visit:country": "country", "visit:timezone": "timezone",
+    "visit:platform": "platform", "event:props:destination": "destination",
+    "event:props:file": "file",
+}
 
 
 @dataclass(frozen=True)
@@ -90,6 +103,54 @@ def measurement(tier: str, name: str) -> Measurement:
     return next(m for m in MEASUREMENTS if m.tier == tier and m.name == name)
 
 
+class NotInCatalogue(ValueError):
+    """A writer tried to store a key the catalogue does not list for that measurement."""
+
+
+def _raw_shapes() -> dict[str, tuple[frozenset[str], frozenset[str] | None]]:
+    """Raw measurement -> (its tags, its fields or None when the caller may add fields)."""
+    return {m.name: (frozenset(m.tags), None if m.open_fields else frozenset(m.fields))
+            for m in measurements("raw")}
+
+
+_RAW_SHAPES: dict[str, tuple[frozenset[str], frozenset[str] | None]] = {}
+
+
+def raw_line(name: str, values: Mapping[str, FieldValue], ts_ns: int) -> str:
+    """One raw point as line protocol, each value a tag or a field as the catalogue says.
+
+    Why every writer of raw points goes through here (the collector, the usage API, the demo, the
+    benchmark's and the tests' datasets): whether a value is a tag (a series) or a field is the
+    schema's decision, made once in MEASUREMENTS, so moving a value between the two is a
+    catalogue change, not a hunt through line builders. A key the catalogue does not list is
+    refused: nothing reaches InfluxDB that docs/schema.md does not describe."""
+    if not _RAW_SHAPES:
+        _RAW_SHAPES.update(_raw_shapes())
+    tag_keys, field_keys = _RAW_SHAPES[name]
+    tags = {k: str(v) for k, v in values.items() if k in tag_keys}
+    fields = {k: v for k, v in values.items() if k not in tag_keys}
+    if field_keys is not None and not fields.keys() <= field_keys:
+        raise NotInCatalogue(f"{name}: {sorted(fields.keys() - field_keys)} not in the catalogue")
+    return line(name, tags, fields, ts_ns)
+
+
+def counter_lines(counts: Iterable[tuple[CounterKey, int]], clock: Clock) -> list[str]:
+    """Aggregated counters ((measurement, tags) -> n, as `Writer.add_count` keeps them) as
+    `count` points."""
+    return [raw_line(m, {**dict(tags), "count": n}, clock.next_ns()) for (m, tags), n in counts]
+
+
+def carried_only_by(name: str, other: str) -> frozenset[str]:
+    """Tags raw measurement `name` carries and `other` does not (events' names and props; a
+    pageview's source and UTM values): what a query may not mix across them."""
+    return frozenset(measurement("raw", name).tags) - frozenset(measurement("raw", other).tags)
+
+
+def rollup_tags(tier: str, name: str) -> frozenset[str]:
+    """The tags a rollup measurement keeps besides the domain."""
+    return frozenset(measurement(tier, name).tags) - {"domain"}
+
+
 def daily_breakdowns() -> dict[str, frozenset[str]]:
     """The `_1d` measurements that count pageviews by tags, with the tags each keeps besides domain."""
     pageview_tags = set(measurement("raw", "pageview").tags)
@@ -98,7 +159,7 @@ def daily_breakdowns() -> dict[str, frozenset[str]]:
 
 
 def hourly_pageview_tags() -> frozenset[str]:
-    return frozenset(measurement("1h", "pageviews").tags) - {"domain"}
+    return rollup_tags("1h", "pageviews")
 
 
 def markdown_table() -> str:

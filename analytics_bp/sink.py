@@ -43,7 +43,8 @@ from typing import Any
 from .backfill import Backfill
 from .clock import SLOTS, UniqueClock, claim_slot
 from .influx import InfluxTarget, InfluxWriter, Posted
-from .points import CounterKey, counter_lines
+from .points import CounterKey
+from .schema import counter_lines
 from .spool import Spool, frame, unframe
 
 log = logging.getLogger("analytics.sink")

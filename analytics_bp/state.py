@@ -29,7 +29,8 @@ from .influx import InfluxAdmin, InfluxTarget
 from .sessions import FailureThrottle, SessionStore
 from .settings import Config
 from .sink import Sink
-from .stats_engine import Engine, Watermarks
+from .stats.engine import Engine
+from .stats.watermarks import Watermarks
 from .usage import TrackDecorator, Usage
 from .writer import Writer
 

@@ -22,8 +22,9 @@ from typing import Any, ParamSpec, Protocol, TypeVar
 
 from . import periods, privacy, safefs
 from .cardinality import TagGuard
-from .points import line, valid_text
+from .points import valid_text
 from .registry import PeriodRegistry
+from .schema import raw_line
 from .settings import Config, ConfigError
 from .writer import Writer
 
@@ -100,7 +101,8 @@ class Usage:
         sink = self._writer()
         point_fields: dict[str, str | int | float | bool] = {"count": 1, "pseudonym_id": pseudonym}
         point_fields.update({k: v for k, v in clean.items() if v is not None})
-        sink.write(line("usage", {"action": self._action(action)}, point_fields, sink.clock.next_ns()))
+        sink.write(raw_line("usage", {"action": self._action(action), **point_fields},
+                            sink.clock.next_ns()))
         if self._log is not None:
             record: dict[str, Any] = {"event": "usage", "action": action, "module": module,
                                       "func": func, "pseudonym_id": pseudonym, **clean,
@@ -143,8 +145,8 @@ class Usage:
         if new:
             sink = self._writer()
             start_ns = int(periods.start(salts.period, now)) * 1_000_000_000
-            sink.write(line("usage_seen", {"category": cat, "period": salts.period},
-                            {"distinct": distinct}, start_ns))
+            sink.write(raw_line("usage_seen", {"category": cat, "period": salts.period,
+                                               "distinct": distinct}, start_ns))
         elif distinct >= self._max_seen:
             usage_log.warning("seen(%r): ANALYTICS_MAX_SEEN (%d) reached this period; further "
                               "identifiers are not counted", cat, self._max_seen)
@@ -152,9 +154,9 @@ class Usage:
 
     def mark(self, name: str, category: str = "timeline", writer: Writer | None = None) -> None:
         sink = writer or self._writer()
-        tags = {"category": self._guard.admit("usage", "mark_category", valid_text(category[:64]))}
-        sink.write(line("mark", tags, {"name": valid_text(name[:MAX_STR]), "count": 1},
-                        sink.clock.next_ns()))
+        category = self._guard.admit("usage", "mark_category", valid_text(category[:64]))
+        sink.write(raw_line("mark", {"category": category, "name": valid_text(name[:MAX_STR]),
+                                     "count": 1}, sink.clock.next_ns()))
 
     def mark_golive_once(self, marked_already: Callable[[], bool], writer: Writer) -> bool:
         """Record `golive` once per bucket: the first writer of this host claims it with a local

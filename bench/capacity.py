@@ -19,7 +19,7 @@ from typing import Any
 
 import http_load
 
-from tests.admin import Admin
+from analytics_bp.dev.admin import Admin
 
 TICKS = os.sysconf("SC_CLK_TCK")
 

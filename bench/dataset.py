@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 
-from analytics_bp.points import line
+from analytics_bp.schema import raw_line
 
 DOMAINS = ("a.example", "b.example", "c.example")
 PAGES = tuple(f"/docs/page-{i}" for i in range(200))
@@ -30,9 +30,9 @@ def pageviews(n: int, start_ns: int, span_ns: int, seed: int = 1, engaged_every:
                 "platform": "linux"}
         fields = {"count": 1, "visitor": f"{rnd.getrandbits(64):016x}", "sess_id": f"s{i // 3}",
                   "pages": 1 + i % 3, "load_ms": 150 + rnd.randrange(900)}
-        yield line("pageview", tags, fields, start_ns + i * step)
+        yield raw_line("pageview", {**tags, **fields}, start_ns + i * step)
         if engaged_every and i % engaged_every == 0:
             seconds = min(3600, int(engaged.lognormvariate(3.4, 1)))
-            yield line("engagement", {k: v for k, v in tags.items() if k != "source"},
-                       {"sess_id": fields["sess_id"], "seconds": seconds, "pageview": fields["pages"]},
-                       start_ns + i * step + step // 2)
+            shared = {k: v for k, v in tags.items() if k != "source"}
+            yield raw_line("engagement", {**shared, "sess_id": fields["sess_id"], "seconds": seconds,
+                                          "pageview": fields["pages"]}, start_ns + i * step + step // 2)

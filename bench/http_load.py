@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.servers import Gunicorn
+from analytics_bp.dev.gunicorn import Gunicorn
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"

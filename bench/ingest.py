@@ -9,9 +9,9 @@ from typing import Any
 
 from dataset import pageviews
 
+from analytics_bp.dev.admin import Admin
 from analytics_bp.influx import InfluxTarget
 from analytics_bp.sink import Sink
-from tests.admin import Admin
 
 HOUR_NS = 3600 * 10**9
 

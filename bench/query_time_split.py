@@ -21,15 +21,14 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 
 import rollup_query
 import stats_api
 import throwaway
 
 from analytics_bp import create_app
+from analytics_bp.dev.admin import Admin
 from analytics_bp.influx import InfluxAdmin, InfluxTarget
-from tests.admin import Admin
 
 POINTS = int(os.environ.get("BENCH_RAW_POINTS", "1200000").split(",")[0])
 REPEAT = 7

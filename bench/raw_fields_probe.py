@@ -20,14 +20,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 
 import dataset
 import throwaway
 from ingest import deliver
 
+from analytics_bp.dev.admin import Admin
 from analytics_bp.influx import InfluxTarget
-from tests.admin import Admin
 
 DAY_NS = 1_767_225_600 * 10**9  # 2026-01-01T00:00:00Z: a fixed day, whatever the date of the run
 POINTS = int(os.environ.get("PROBE_POINTS", "133000"))  # one day of the 4 M-point month

@@ -14,8 +14,8 @@ from dataset import pageviews
 from ingest import deliver
 
 from analytics_bp import rollups, settings
+from analytics_bp.dev.admin import Admin
 from analytics_bp.influx import InfluxTarget
-from tests.admin import Admin
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "grafana"))
 import build_dashboards

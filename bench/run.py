@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # tests.servers: the real servers
 
 import capacity
 import http_load
@@ -29,9 +28,9 @@ import rollup_query
 import stats_api
 
 from analytics_bp.dev import traffic_quality
+from analytics_bp.dev.admin import Admin
 from analytics_bp.dev.localinflux import InfluxCredentials, LocalInflux
 from analytics_bp.influx import InfluxTarget
-from tests.admin import Admin
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from analytics_bp.dev.admin import Admin
 from analytics_bp.dev.localinflux import InfluxCredentials, LocalInflux
-from tests.admin import Admin
 
 
 @contextmanager

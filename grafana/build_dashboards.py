@@ -1,6 +1,6 @@
 """Generate grafana/dashboards/*.json from the panel definitions below.
 
-Why generated: every panel's Flux lives here once, readable; tests/test_rollups.py runs each
+Why generated: every panel's Flux lives here once, readable; tests/rollups/test_rollups.py runs each
 query against real rollup buckets, and checks the committed JSON matches this file's output.
 Run `python grafana/build_dashboards.py` after changing a panel.
 """

@@ -23,7 +23,7 @@ from .. import privacy
 from ..cardinality import TagGuard
 from ..collector import Collector, RequestParts
 from ..enrich import CountryLookup
-from ..points import line
+from ..schema import raw_line
 from ..settings import Config
 
 DEMO_SITE = "demo.test"
@@ -175,13 +175,14 @@ def month_lines(cfg: Config, days: int, today: date, guard: TagGuard, seed: int 
         out += capture.lines
         capture.lines = []
         noon = int(datetime(day.year, day.month, day.day, 12, tzinfo=zone).timestamp()) * 10**9
-        out += [line("usage", {"action": "reports.export"}, {"count": 1, "pseudonym_id": f"p{i}"},
-                     noon + i) for i in range(rng.randint(2, 9))]
-        out.append(line("usage_count", {"category": "api", "event": "call"},
-                        {"count": rng.randint(40, 120)}, noon + 100))
+        out += [raw_line("usage", {"action": "reports.export", "count": 1, "pseudonym_id": f"p{i}"},
+                         noon + i) for i in range(rng.randint(2, 9))]
+        calls = rng.randint(40, 120)
+        out.append(raw_line("usage_count", {"category": "api", "event": "call", "count": calls},
+                            noon + 100))
         if back in (days - 3, 9):
-            out.append(line("mark", {"category": "timeline"},
-                            {"name": f"deploy v1.{days - back}", "count": 1}, noon + 200))
+            out.append(raw_line("mark", {"category": "timeline", "name": f"deploy v1.{days - back}",
+                                         "count": 1}, noon + 200))
     return out
 
 

@@ -1,6 +1,6 @@
 """How well the collector tells bots from people and phones from tablets, on labelled corpora.
 
-Why here: the suite asserts these figures (tests/test_traffic_quality.py) and `make bench` prints
+Why here: the suite asserts these figures (tests/ingest/test_traffic_quality.py) and `make bench` prints
 them, from the same code. The corpora are other projects' test data, extracted by
 scripts/agent_corpora.py into tests/data/agents/ (not shipped); each file names its source, commit
 and licence in its header.

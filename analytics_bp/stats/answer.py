@@ -1,0 +1,49 @@
+"""The Stats API's answer from the merged rows: metrics, order, pages, meta. Pure.
+
+Why apart: ordering and paging must see every row of every part (rollups and raw points), so
+they run once, after the reads, on the merged rows.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from . import metrics
+from .metrics import Components
+from .plan import Plan
+from .query import Query
+from .rows import Key, time_labels
+
+
+def answer(q: Query, rows: dict[Key, Components], plan: Plan, bucket: str,
+           zone: ZoneInfo) -> dict[str, Any]:
+    if not q.dimensions and not rows:
+        rows[()] = Components()
+    table = sorted((([metrics.value(m, c) for m in q.metrics], list(k))
+                    for k, c in rows.items()), key=lambda r: r[1])
+    for name, direction in reversed(q.order_by):  # stable sorts: the first key sorts last
+        if name in q.metrics:
+            i = q.metrics.index(name)
+            table.sort(key=lambda r: r[0][i] or 0, reverse=direction == "desc")
+        else:
+            i = q.dimensions.index(name)
+            table.sort(key=lambda r: r[1][i], reverse=direction == "desc")
+    results = [{"metrics": m, "dimensions": d} for m, d in table]
+    meta: dict[str, Any] = {"time_zone": q.tz, "answered_from": answered_from(plan, bucket)}
+    if q.total_rows:
+        meta["total_rows"] = len(results)
+    if q.time_labels:
+        meta["time_labels"] = time_labels(q, zone)
+    page = results[q.offset: q.offset + q.limit]
+    return {"results": page, "meta": meta, "query": q.as_json()}
+
+
+def answered_from(plan: Plan, bucket: str) -> dict[str, Any]:
+    """Where each part of the answer came from (our extra, in meta)."""
+    return {
+        "rollups": [bucket + s.suffix + ":" + s.measurement for s in plan.sources]
+        if plan.rollup else [],
+        "rollup_days": plan.rollup.label() if plan.rollup else None,
+        "raw_days": plan.raw.label() if plan.raw else None,
+    }

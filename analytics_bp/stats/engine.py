@@ -1,0 +1,57 @@
+"""Answer a parsed Stats API query: exact now (raw points), cheap later (rollups).
+
+The path of one query: stats/query.py parsed it; `plan` chooses the rollups and the days each
+part answers (pure); `Reads` fetches each part with Flux from stats/flux.py and adds its records
+into per-row, per-day parts; `answer` computes the metrics (stats/metrics.py), orders and pages.
+This class only wires them, and keeps the site list, first day, realtime figure and server usage
+(each its own module) behind the one object the dashboard holds.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from ..settings import Config
+from . import server_usage
+from .answer import answer
+from .metrics import Components
+from .plan import Watermark, plan
+from .query import Query
+from .read import Reader, Reads, Rows
+from .sites import Sites
+
+
+class Engine:
+    def __init__(self, cfg: Config, reader: Reader, watermark: Watermark) -> None:
+        self.cfg = cfg
+        self.reader = reader
+        self.watermark = watermark
+        self.zone = ZoneInfo(cfg.timezone)
+        self.reads = Reads(reader, cfg.bucket, self.zone)
+        self._sites = Sites(cfg, reader)
+        self.sites = self._sites.known
+
+    def run(self, q: Query) -> dict[str, Any]:
+        chosen = plan(q, self.watermark, self.zone, self.cfg.raw_retention)
+        rows: Rows = defaultdict(Components)
+        if chosen.rollup is not None:
+            for source in chosen.sources:
+                self.reads.rollup(q, source, chosen.rollup, rows)
+        if chosen.raw is not None:
+            self.reads.raw(q, chosen.raw, rows)
+        return answer(q, rows, chosen, self.cfg.bucket, self.zone)
+
+    def sites_with(self, site: object) -> list[str]:
+        return self._sites.including(site)
+
+    def first_day(self, site: str) -> date | None:
+        return self._sites.first_day(site)
+
+    def realtime_visitors(self, site: str) -> int:
+        return self._sites.realtime_visitors(site)
+
+    def usage(self, first: date, last: date) -> dict[str, Any]:
+        return server_usage.usage(self.cfg, self.reader, lambda: self.watermark("_1h"), first, last)

@@ -1,0 +1,95 @@
+"""The Flux text of the Stats API's reads, and their parameters: pure, no I/O.
+
+Why apart: only names from the query's vocabularies (stats/query.py) and from this package shape
+the text; every caller value (site, filter values, times, bucket) goes into the parameters, which
+InfluxDB binds as values, never as code. Keeping the text here lets a unit test check that
+property for any query, without InfluxDB.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from .plan import Source
+from .query import TAG_DIMENSIONS, Filter, Query
+
+PRELUDE = 'import "strings"\n'
+
+
+@dataclass(frozen=True)
+class Read:
+    """One Flux query and its parameters."""
+
+    flux: str
+    params: dict[str, Any]
+
+
+def filter_expr(filters: Iterable[Filter], params: dict[str, Any]) -> str:
+    """`filter(fn:)` body for the query's filters; values go in as parameters p0, p1, …"""
+    clauses = []
+    for f in filters:
+        names = []
+        for value in f.values:
+            name = f"p{len(params)}"
+            params[name] = value.lower() if f.op == "contains" else value
+            names.append(name)
+        clauses.append(_clause(f.op, f"r.{f.tag}", names))
+    return " and ".join(clauses) or "true"
+
+
+def _clause(op: str, column: str, names: list[str]) -> str:
+    if op == "is":
+        return "(" + " or ".join(f"{column} == {n}" for n in names) + ")"
+    if op == "is_not":
+        return f"(not exists {column} or (" + " and ".join(f"{column} != {n}" for n in names) + "))"
+    return f"(exists {column} and (" + " or ".join(
+        f"strings.containsStr(v: strings.toLower(v: {column}), substr: {n})" for n in names) + "))"
+
+
+def rollup(q: Query, bucket: str, source: Source, start: datetime, stop: datetime) -> Read:
+    """The site's rows of one rollup measurement in [start, stop) passing the query's filters."""
+    params: dict[str, Any] = {"bucket": bucket, "site": q.site_id, "start": start, "stop": stop,
+                              "m": source.measurement}
+    where = filter_expr(q.filters, params)
+    flux = ("from(bucket: bucket) |> range(start: start, stop: stop) "
+            "|> filter(fn: (r) => r._measurement == m and r.domain == site) "
+            f"|> filter(fn: (r) => {where})")
+    if source.kind == "count" and q.time_dimension is None:
+        # Sum in InfluxDB: one row per combination instead of one per day and combination.
+        tags = [TAG_DIMENSIONS[d] for d in q.dimensions]
+        flux += f" |> group(columns: {json.dumps(tags)}) |> sum() |> group()"
+    elif source.kind == "engagement":
+        # One row per page and day, and only the four columns used: a month of a site's pages
+        # is thousands of rows, and the client's cost is per cell.
+        flux += (' |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value") '
+                 '|> keep(columns: ["_time", "page", "median", "views"]) |> group()')
+    return Read(PRELUDE + flux, params)
+
+
+def raw_points(q: Query, bucket: str, measurement: str, start: datetime, stop: datetime,
+               fields: tuple[str, ...]) -> Read:
+    """The site's raw points of one measurement in [start, stop) passing the query's filters,
+    pivoted to one row per point with `fields` (names from this package) as columns."""
+    params: dict[str, Any] = {"bucket": bucket, "site": q.site_id, "start": start, "stop": stop,
+                              "m": measurement}
+    where = filter_expr(q.filters, params)
+    picked = " or ".join(f'r._field == "{name}"' for name in fields)
+    return Read(PRELUDE +
+                "from(bucket: bucket) |> range(start: start, stop: stop) "
+                f"|> filter(fn: (r) => r._measurement == m and r.domain == site and ({picked})) "
+                f"|> filter(fn: (r) => {where}) "
+                '|> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value") '
+                '|> drop(columns: ["_start", "_stop", "_measurement"]) |> group()', params)
+
+
+def session_ids(site: str, bucket: str, start: datetime, stop: datetime) -> Read:
+    """Every raw pageview's session ID and time, unfiltered (a bounce is the whole session's)."""
+    return Read(PRELUDE +
+                "from(bucket: bucket) |> range(start: start, stop: stop) "
+                '|> filter(fn: (r) => r._measurement == "pageview" and r.domain == site '
+                'and r._field == "sess_id") |> keep(columns: ["_time", "_value"]) |> group()',
+                {"bucket": bucket, "site": site, "start": start, "stop": stop})

@@ -1,0 +1,1 @@
+"""The JavaScript agent in real Chromium, through a real gunicorn collector."""

@@ -1,0 +1,1 @@
+"""The built-in dashboard in real Chromium, and who may see it."""

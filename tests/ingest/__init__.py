@@ -1,0 +1,1 @@
+"""Beacons in: validation, privacy, bots and devices, the usage API."""

@@ -1,0 +1,1 @@
+"""The Flux tasks on a real influxd, against figures computed independently."""

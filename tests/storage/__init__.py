@@ -1,0 +1,1 @@
+"""What reaches InfluxDB and how: the schema, the spool, durability, several hosts."""
