@@ -27,7 +27,16 @@ from werkzeug.exceptions import HTTPException
 from . import pages
 from .privacy import client_ip
 from .state import current_state
-from .stats.query import DATE_RANGES, DIMENSIONS, METRICS, QueryError, parse
+from .stats.query import (
+    DATE_RANGES,
+    DIMENSIONS,
+    EVENT_ONLY,
+    METRICS,
+    PAGEVIEW_ONLY,
+    TAG_DIMENSIONS,
+    QueryError,
+    parse,
+)
 
 log = logging.getLogger("analytics.dashboard")
 COOKIE = "analytics_dashboard"
@@ -192,7 +201,14 @@ def sites_api() -> Response:
     state = current_state()
     return _no_store(jsonify({"sites": state.stats().sites(), "time_zone": state.config.timezone,
                               "note_events": list(state.config.note_events),
-                              "agent_extras": list(state.config.agent_extras)}))
+                              "agent_extras": list(state.config.agent_extras),
+                              # from the catalogue: which filters a panel's query may carry
+                              "event_dimensions": _dimensions_of(EVENT_ONLY),
+                              "pageview_only_dimensions": _dimensions_of(PAGEVIEW_ONLY)}))
+
+
+def _dimensions_of(keys: frozenset[str]) -> list[str]:
+    return [d for d, key in TAG_DIMENSIONS.items() if key in keys]
 
 
 def usage_api() -> Response:

@@ -7,7 +7,8 @@ import './dashboard.css';
 const app = document.getElementById('app');
 const prefix = app.dataset.prefix;
 const $ = (id) => document.getElementById(id);
-const state = { site: '', period: '30d', filters: [], noteEvents: [], extras: [], firstDay: '' };
+const state = { site: '', period: '30d', filters: [], noteEvents: [], extras: [], firstDay: '',
+  eventDims: [], pageviewOnly: [] };
 
 const FIGURES = [
   ['visitors', 'Unique visitors', 'int'],
@@ -41,8 +42,6 @@ const PANELS = [
 const LINK_TABS = { outbound: ['Outbound links', 'event:props:destination', 'events'],
   downloads: ['Downloads', 'event:props:file', 'events'] };
 const LABELS = { pageviews: 'Pageviews', events: 'Events', time_on_page: 'Time on page' };
-const EVENT_DIMS = ['event:name', 'event:props:note', 'event:props:destination', 'event:props:file'];
-const PAGEVIEW_ONLY = ['visit:source', 'visit:utm_source', 'visit:utm_medium', 'visit:utm_campaign'];
 
 // Format a metric value for people; the exact API value stays in data-value.
 function fmt(value, kind) {
@@ -61,15 +60,16 @@ function fmt(value, kind) {
 // UTM or event filter; no visit duration for a single page).
 function engagedMetrics(metrics) {
   if (!state.extras.includes('engagement')) return [];
-  if (state.filters.some((f) => PAGEVIEW_ONLY.includes(f[1]) || EVENT_DIMS.includes(f[1]))) return [];
+  if (state.filters.some((f) => state.pageviewOnly.includes(f[1]) || state.eventDims.includes(f[1]))) return [];
   const page = state.filters.some((f) => f[1] === 'event:page');
   return metrics.filter((m) => !(page && m === 'visit_duration'));
 }
 
 // The filters a query may carry: event filters only reach event queries, source/UTM never do.
 function filtersFor(metrics, dims) {
-  const eventQuery = metrics.every((m) => m === 'events') || dims.some((d) => EVENT_DIMS.includes(d));
-  return state.filters.filter((f) => (eventQuery ? !PAGEVIEW_ONLY.includes(f[1]) : !EVENT_DIMS.includes(f[1])));
+  const eventQuery = metrics.every((m) => m === 'events') || dims.some((d) => state.eventDims.includes(d));
+  return state.filters.filter((f) => (eventQuery ? !state.pageviewOnly.includes(f[1])
+    : !state.eventDims.includes(f[1])));
 }
 
 async function api(path, body) {
@@ -309,6 +309,9 @@ async function start() {
   const info = await api('/api/v1/sites');
   state.noteEvents = info.note_events;
   state.extras = info.agent_extras || [];
+  // Which dimensions only events, or only pageviews, carry: the server's catalogue says.
+  state.eventDims = info.event_dimensions;
+  state.pageviewOnly = info.pageview_only_dimensions;
   const picker = $('site');
   picker.replaceChildren(...info.sites.map((s) => el('option', { value: s }, s)));
   state.site = info.sites.includes(params.get('site')) ? params.get('site') : await busiestSite(info.sites);

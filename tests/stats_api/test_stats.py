@@ -389,3 +389,15 @@ def test_answers_hold_aggregates_only(make_app: Any, influx: Influx, bucket: str
     assert '"dimensions":["/a"]' in text.replace(" ", "")  # the data is there...
     for secret in (secret_sess, secret_note, *visitors):  # ...and nothing that identifies or was free text
         assert secret not in text
+
+
+def test_the_sites_api_tells_the_dashboard_what_only_events_or_pageviews_carry(make_app: Any) -> None:
+    """The dashboard keeps event filters off pageview queries and source/UTM filters off event
+    queries; which dimensions those are comes from the catalogue, through /api/v1/sites."""
+    app = make_app(ANALYTICS_DASHBOARD_TOKEN=TOKEN, ANALYTICS_PERMITTED_DOMAINS="a.example")
+    info = app.test_client().get("/analytics/api/v1/sites",
+                                 headers={"Authorization": f"Bearer {TOKEN}"}).get_json()
+    assert info["event_dimensions"] == ["event:name", "event:props:note", "event:props:destination",
+                                        "event:props:file"]
+    assert info["pageview_only_dimensions"] == ["visit:source", "visit:utm_source", "visit:utm_medium",
+                                                "visit:utm_campaign"]
