@@ -113,9 +113,6 @@ def _raw_shapes() -> dict[str, tuple[frozenset[str], frozenset[str] | None]]:
             for m in measurements("raw")}
 
 
-_RAW_SHAPES: dict[str, tuple[frozenset[str], frozenset[str] | None]] = {}
-
-
 def raw_line(name: str, values: Mapping[str, FieldValue], ts_ns: int) -> str:
     """One raw point as line protocol, each value a tag or a field as the catalogue says.
 
@@ -124,8 +121,6 @@ def raw_line(name: str, values: Mapping[str, FieldValue], ts_ns: int) -> str:
     schema's decision, made once in MEASUREMENTS, so moving a value between the two is a
     catalogue change, not a hunt through line builders. A key the catalogue does not list is
     refused: nothing reaches InfluxDB that docs/schema.md does not describe."""
-    if not _RAW_SHAPES:
-        _RAW_SHAPES.update(_raw_shapes())
     tag_keys, field_keys = _RAW_SHAPES[name]
     tags = {k: str(v) for k, v in values.items() if k in tag_keys}
     fields = {k: v for k, v in values.items() if k not in tag_keys}
@@ -175,3 +170,6 @@ def markdown_table() -> str:
 
 def _names(names: tuple[str, ...], sometimes: tuple[str, ...]) -> str:
     return ", ".join(f"`{n}`" + ("*" if n in sometimes else "") for n in names)
+
+
+_RAW_SHAPES = _raw_shapes()  # once, at import: raw_line is on the beacon path
