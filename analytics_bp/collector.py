@@ -177,17 +177,17 @@ class Collector:
                     "subdomain such as www. needs its own entry or a *. pattern)")
         log.info("refused beacon, the first of its kind: %s: %s%s", err, err.domain or "-", hint)
 
-    def _bounded(self, domain: str, tag: str, value: str) -> str:
-        return self.guard.admit(domain, tag, value)
-
     def _line(self, beacon: Beacon, agent: Agent, country: str, visitor: str, session: str,
               ts: int, link: tuple[str, str, str] | None = None) -> str:
+        # The domain is a tag, so it is bounded here (ANALYTICS_MAX_DOMAINS); every value below
+        # is a field of the raw point (schema.MEASUREMENTS), kept as sent: the rollup tasks
+        # choose which become tags, by distinct visitors (docs/schema.md, "Series bounds").
         domain = self.guard.admit("*", "domain", beacon.domain, self.cfg.max_domains)
         values: dict[str, FieldValue] = {
             "domain": domain,
-            "page": self._bounded(domain, "page", beacon.page),
-            "browser": self._bounded(domain, "browser", agent.browser),
-            "os": self._bounded(domain, "os", agent.os),
+            "page": beacon.page,
+            "browser": agent.browser,
+            "os": agent.os,
             "device": agent.device,
             "country": country,
             "timezone": "unknown" if beacon.timezone is None else str(beacon.timezone),
@@ -201,26 +201,24 @@ class Collector:
             values["sess_id"] = session
         if beacon.kind == "pageview":
             source = enrich.referrer_source(beacon.referrer, beacon.domain)
-            values["source"] = self._bounded(domain, "source", source)
-            for key, value in beacon.utm:
-                values[key] = self._bounded(domain, key, value)
+            values["source"] = source
+            values.update(beacon.utm)
             values["pages"] = beacon.pages or 1
             if beacon.load_ms is not None:
                 values["load_ms"] = beacon.load_ms
             return raw_line("pageview", values, ts)
         values.update(event=beacon.event, note=beacon.note)
         if link is not None:
-            tag, value, values["note"] = link
-            values[tag] = self._bounded(domain, tag, value)
+            key, values[key], values["note"] = link
         elif beacon.event in self._note_events:
-            values["label"] = self._bounded(domain, f"label:{beacon.event}", beacon.note or "(none)")
+            values["label"] = beacon.note or "(none)"
         return raw_line("event", values, ts)
 
     @staticmethod
     def _link(beacon: Beacon) -> tuple[str, str, str]:
-        """(tag, its value, note) of an outbound click (`destination`: the host; note: host and
+        """(key, its value, note) of an outbound click (`destination`: the host; note: host and
         path) or a download (`file`: the path, with its host when it is on another site).
-        Checked with the policy, so a refused link never takes a place in a tag registry."""
+        Checked with the policy: a link that is not one is refused, not stored."""
         host, path = beacons.link_target(beacon.note)
         if beacon.event == "outbound":
             if not host or host == beacon.domain:

@@ -18,6 +18,7 @@ from .settings import Config
 TASK_FILES = ("hourly", "daily", "monthly")
 FOREVER = 0
 PLACEHOLDER = re.compile(r'"__([A-Z_]+)__"')
+INCLUDE = re.compile(r"^// include: ([a-z_]+\.flux)$", re.MULTILINE)
 
 
 class Admin(Protocol):
@@ -58,12 +59,22 @@ def render(template: str, values: dict[str, str]) -> str:
     return PLACEHOLDER.sub(substitute, template)
 
 
+def _flux_file(name: str) -> str:
+    return resources.files("analytics_bp").joinpath("flux", name).read_text()
+
+
+def _with_includes(template: str) -> str:
+    """The task with each `// include: <file>` line replaced by that shipped file (the ranked
+    breakdowns both the hourly and the daily task write)."""
+    return INCLUDE.sub(lambda m: _flux_file(m.group(1)), template)
+
+
 def tasks(cfg: Config) -> list[Task]:
     buckets = cfg.rollup_buckets
     out = []
     for stem in TASK_FILES:
         name = f"{cfg.bucket}_{stem}"
-        template = resources.files("analytics_bp").joinpath("flux", f"{stem}.flux").read_text()
+        template = _with_includes(_flux_file(f"{stem}.flux"))
         values = {
             "TASK_NAME": name,
             "RAW_BUCKET": cfg.bucket,
@@ -72,6 +83,7 @@ def tasks(cfg: Config) -> list[Task]:
             "MONTHLY_BUCKET": buckets["1mo"],
             "SALT_PERIOD": cfg.salt_period,
             "TIMEZONE": cfg.timezone,
+            "TOP_VALUES": str(cfg.top_values),
         }
         out.append(Task(name, render(template, values)))
     return out

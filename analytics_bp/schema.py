@@ -5,7 +5,7 @@ Why data: the same list generates docs/schema.md's "Catalogue" table (`scripts/s
 checked by a test like the config table), is checked against what the collector, the usage API and
 the Flux tasks really write on a real influxd (tests/storage/test_schema.py compares InfluxDB's own
 `schema.tagKeys` and `schema.fieldKeys` with it, bucket by bucket), and gives the Stats API its
-rollups' tag sets (`daily_breakdowns`, `hourly_pageview_tags`), so a task and its reader cannot
+rollups' tag sets (`breakdowns`), so a task and its reader cannot
 drift apart unnoticed.
 """
 
@@ -48,13 +48,19 @@ class Measurement:
 
 
 MEASUREMENTS: tuple[Measurement, ...] = (
-    Measurement("raw", "pageview", ("domain", "page", "source", *UTM_TAGS, *AGENT_TAGS),
-                ("count", "visitor", "sess_id", "pages", "load_ms"),
+    # Raw points: tags only from closed sets the collector chooses (the site, an accepted event
+    # name); every value a visitor controls is a field, so beacons cannot add series (docs/schema.md,
+    # "Series bounds").
+    Measurement("raw", "pageview", ("domain",),
+                ("count", "visitor", "sess_id", "pages", "load_ms", "page", "source", *UTM_TAGS,
+                 *AGENT_TAGS),
                 "one point per accepted pageview", sometimes=(*UTM_TAGS, "sess_id", "pages", "load_ms")),
-    Measurement("raw", "event", ("domain", "page", "event", "label", "destination", "file", *AGENT_TAGS),
-                ("count", "visitor", "sess_id", "note"), "one point per accepted event",
+    Measurement("raw", "event", ("domain", "event"),
+                ("count", "visitor", "sess_id", "note", "page", "label", "destination", "file",
+                 *AGENT_TAGS),
+                "one point per accepted event",
                 sometimes=("label", "destination", "file", "sess_id", "note")),
-    Measurement("raw", "engagement", ("domain", "page", *AGENT_TAGS), ("seconds", "pageview", "sess_id"),
+    Measurement("raw", "engagement", ("domain",), ("seconds", "pageview", "sess_id", "page", *AGENT_TAGS),
                 "one point per engaged-time beacon (running total of a pageview's visible seconds)"),
     Measurement("raw", "rejected", ("reason",), ("count",), "refused beacons, counted by a fixed reason"),
     Measurement("raw", "usage", ("action",), ("count", "pseudonym_id"), "`log_event` and `track`",
@@ -62,9 +68,17 @@ MEASUREMENTS: tuple[Measurement, ...] = (
     Measurement("raw", "usage_count", ("category", "event"), ("count",), "`count`"),
     Measurement("raw", "usage_seen", ("category", "period"), ("distinct",), "`seen`: distinct so far"),
     Measurement("raw", "mark", ("category",), ("name", "count"), "`mark`, and `golive` once per bucket"),
-    Measurement("1h", "pageviews", ("domain", "page", "source", "browser", "os", "device", "country"),
-                ("count",), "pageviews per hour"),
-    Measurement("1h", "events", ("domain", *EVENT_ROLLUP_TAGS), ("count",), "events per hour",
+    # Rollups: a visitor-controlled value is a tag only where the task ranked it among the top
+    # ANALYTICS_TOP_VALUES of its window by distinct visitors; the rest is one `(other)` row.
+    Measurement("1h", "pageviews", ("domain",), ("count",), "the site's pageviews per hour"),
+    Measurement("1h", "pages", ("domain", "page"), ("count",), "pageviews per hour by page, ranked"),
+    Measurement("1h", "sources", ("domain", "source"), ("count",), "pageviews per hour by source, ranked"),
+    Measurement("1h", "agents", ("domain", "browser", "os", "device"), ("count",),
+                "pageviews per hour by browser, OS and device, ranked"),
+    Measurement("1h", "countries", ("domain", "country"), ("count",),
+                "pageviews per hour by country, ranked"),
+    Measurement("1h", "events", ("domain", *EVENT_ROLLUP_TAGS), ("count",),
+                "events per hour by name and props, ranked per name",
                 sometimes=("label", "destination", "file")),
     Measurement("1h", "usage", ("action",), ("count",), "usage events per hour"),
     Measurement("1h", "usage_counts", ("category", "event"), ("count",), "`count` sums per hour"),
@@ -76,18 +90,19 @@ MEASUREMENTS: tuple[Measurement, ...] = (
                 "the site's daily figures",
                 sometimes=("load_ms_median", "engaged_views", "time_on_page_median", "visit_seconds",
                            "engaged_visits")),
-    Measurement("1d", "pages", ("domain", "page"), ("count",), "pageviews by page"),
-    Measurement("1d", "sources", ("domain", "source"), ("count",), "pageviews by source"),
+    Measurement("1d", "pages", ("domain", "page"), ("count",), "pageviews by page, ranked"),
+    Measurement("1d", "sources", ("domain", "source"), ("count",), "pageviews by source, ranked"),
     Measurement("1d", "agents", ("domain", "browser", "os", "device"), ("count",),
-                "pageviews by browser, OS and device"),
-    Measurement("1d", "countries", ("domain", "country"), ("count",), "pageviews by country"),
+                "pageviews by browser, OS and device, ranked"),
+    Measurement("1d", "countries", ("domain", "country"), ("count",), "pageviews by country, ranked"),
     Measurement("1d", "timezones", ("domain", "timezone", "platform"), ("count",),
-                "pageviews by time zone and platform"),
-    Measurement("1d", "utms", ("domain", *UTM_TAGS), ("count",), "pageviews with a UTM value, by them",
-                sometimes=UTM_TAGS),
-    Measurement("1d", "events", ("domain", *EVENT_ROLLUP_TAGS), ("count",), "events by name and props",
-                sometimes=("label", "destination", "file")),
-    Measurement("1d", "engagement", ("domain", "page"), ("views", "median"), "time on page, per page"),
+                "pageviews by time zone and platform, ranked"),
+    Measurement("1d", "utms", ("domain", *UTM_TAGS), ("count",),
+                "pageviews with a UTM value, by them, ranked", sometimes=UTM_TAGS),
+    Measurement("1d", "events", ("domain", *EVENT_ROLLUP_TAGS), ("count",),
+                "events by name and props, ranked per name", sometimes=("label", "destination", "file")),
+    Measurement("1d", "engagement", ("domain", "page"), ("views", "median"),
+                "time on page, per page, ranked (no `(other)` row)"),
     Measurement("1d", "usage_seen", ("category", "period"), ("distinct",), "`seen`, kept forever"),
     Measurement("1mo", "traffic", ("domain",),
                 ("pageviews", "visitors", "sessions", "bounces", "visit_seconds", "engaged_visits"),
@@ -135,10 +150,16 @@ def counter_lines(counts: Iterable[tuple[CounterKey, int]], clock: Clock) -> lis
     return [raw_line(m, {**dict(tags), "count": n}, clock.next_ns()) for (m, tags), n in counts]
 
 
+def carried(name: str) -> frozenset[str]:
+    """Every key a raw measurement's points carry, as tag or field."""
+    m = measurement("raw", name)
+    return frozenset(m.tags) | frozenset(m.fields)
+
+
 def carried_only_by(name: str, other: str) -> frozenset[str]:
-    """Tags raw measurement `name` carries and `other` does not (events' names and props; a
-    pageview's source and UTM values): what a query may not mix across them."""
-    return frozenset(measurement("raw", name).tags) - frozenset(measurement("raw", other).tags)
+    """Dimension keys raw measurement `name` carries and `other` does not (events' names and
+    props; a pageview's source and UTM values): what a query may not mix across them."""
+    return (carried(name) - carried(other)) & frozenset(DIMENSION_KEYS.values())
 
 
 def rollup_tags(tier: str, name: str) -> frozenset[str]:
@@ -146,15 +167,33 @@ def rollup_tags(tier: str, name: str) -> frozenset[str]:
     return frozenset(measurement(tier, name).tags) - {"domain"}
 
 
-def daily_breakdowns() -> dict[str, frozenset[str]]:
-    """The `_1d` measurements that count pageviews by tags, with the tags each keeps besides domain."""
-    pageview_tags = set(measurement("raw", "pageview").tags)
-    return {m.name: frozenset(m.tags) - {"domain"} for m in measurements("1d")
-            if m.fields == ("count",) and set(m.tags) <= pageview_tags}
+def breakdowns(tier: str) -> dict[str, frozenset[str]]:
+    """The rollup measurements of `tier` that count pageviews by pageview keys, with the tags
+    each keeps besides domain (the hourly `pageviews`: none, the site's total)."""
+    pageview = carried("pageview")
+    return {m.name: rollup_tags(tier, m.name) for m in measurements(tier)
+            if m.fields == ("count",) and "domain" in m.tags and rollup_tags(tier, m.name) <= pageview}
 
 
-def hourly_pageview_tags() -> frozenset[str]:
-    return rollup_tags("1h", "pageviews")
+# Tags whose values the collector chooses from a closed set; every other tag of a rollup holds
+# values the task ranked (ANALYTICS_TOP_VALUES per window, and `(other)`).
+CLOSED_TAGS = frozenset({"domain", "event"})
+
+
+def series_bound(tier: str, top_values: int, event_names: int) -> int:
+    """The most series one site's beacons can create in `tier`: in the raw bucket over any time,
+    in a rollup per window (hour, day, month). A series is what InfluxDB's index counts
+    (`influxdb.cardinality()`): a measurement and tag set; its fields are stored beside it.
+    Computed from settings alone; tests/storage/test_series_bounds.py floods a real influxd and
+    checks InfluxDB's own count against it."""
+    total = 0
+    for m in measurements(tier):
+        if "domain" not in m.tags:
+            continue  # server-side usage: bounded by ANALYTICS_MAX_TAG_VALUES, not by beacons
+        values = top_values + 1 if set(m.tags) - CLOSED_TAGS else 1
+        names = event_names if "event" in m.tags else 1
+        total += values * names
+    return total
 
 
 def markdown_table() -> str:

@@ -215,7 +215,7 @@ SETTINGS: tuple[Setting, ...] = (
             "`engagement`) without listing them in ANALYTICS_PERMITTED_EVENTS.", _extras,
             privacy=True),
     Setting("ANALYTICS_NOTE_EVENTS", "", "Events whose note becomes a tag in the rollups "
-            "(bounded per domain by ANALYTICS_MAX_TAG_VALUES).", _as_list, privacy=True),
+            "(ranked like every visitor-controlled value: ANALYTICS_TOP_VALUES).", _as_list, privacy=True),
     Setting("ANALYTICS_CORS_ORIGINS", "", "Extra allowed CORS origins; `*` allows any. By "
             "default only http(s) origins of permitted domains.", _as_list),
     Setting("ANALYTICS_BUCKET", "analytics", "Raw bucket; rollups go to `<bucket>_1h`, "
@@ -258,8 +258,13 @@ SETTINGS: tuple[Setting, ...] = (
             "at `0`, from ua-parser and the `Mobile` token.", _int_at_least(0)),
     Setting("ANALYTICS_MAX_BODY", 4096, "Largest beacon body in bytes (413 above).",
             _int_at_least(512)),
-    Setting("ANALYTICS_MAX_TAG_VALUES", 1000, "Distinct values per domain, tag and month for "
-            "visitor-controlled tags; later values become `(other)`.", _int_at_least(1)),
+    Setting("ANALYTICS_MAX_TAG_VALUES", 1000, "Distinct values per tag and month of the "
+            "server-side usage API's actions and categories; later values become `(other)`.",
+            _int_at_least(1)),
+    Setting("ANALYTICS_TOP_VALUES", 100, "Values of each dimension (page, source, browser, "
+            "UTM value, ...) a rollup keeps per site and hour or day, ranked by distinct visitors; "
+            "the rest is one `(other)` row. Bounds the rollups' series (docs/schema.md).",
+            _int_at_least(1)),
     Setting("ANALYTICS_MAX_DOMAINS", 100, "Distinct domains stored per month (matters with "
             "wildcard domains).", _int_at_least(1)),
     Setting("ANALYTICS_HMAC_SECRET", "", "Key for pseudonymising user IDs in the server-side "
@@ -344,6 +349,7 @@ class Config:
     device_lookups_per_minute: int
     max_body: int
     max_tag_values: int
+    top_values: int
     max_domains: int
     hmac_secret: str
     max_seen: int

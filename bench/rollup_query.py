@@ -23,9 +23,11 @@ import build_dashboards
 RAW_TOP_PAGES = """
 from(bucket: b)
   |> range(start: start, stop: stop)
-  |> filter(fn: (r) => r._measurement == "pageview" and r._field == "count")
+  |> filter(fn: (r) => r._measurement == "pageview" and (r._field == "count" or r._field == "page"))
+  |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")
   |> group(columns: ["domain", "page"])
-  |> sum()
+  |> sum(column: "count")
+  |> rename(columns: {count: "_value"})
   |> group()
   |> sort(columns: ["_value"], desc: true)
   |> limit(n: 20)

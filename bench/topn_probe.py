@@ -17,6 +17,10 @@ the series the output would create: at most `PROBE_TOP + 1` per site day, whatev
 Seeds and dates are fixed: the answer does not depend on the day it runs. The defaults are two
 hours of the 4 M-point month (11,000 pageviews) and 2,000 junk pages: a whole day (133,000) took
 more than ten minutes here, which is the finding (docs/schema-v2-plan.md).
+
+Kept as the record of a measurement taken on 0.4.0, whose raw points held visitor-controlled
+values as tags; since 0.5.0 the bench's dataset writes them as fields (docs/schema.md), so the
+"tags" shape here is no longer what the collector writes.
 """
 
 from __future__ import annotations

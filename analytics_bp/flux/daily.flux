@@ -2,6 +2,7 @@
 // Runs every hour over yesterday and today so far: today's figures are at most an hour old, and
 // yesterday is recomputed (late points) until it is final. Points are stamped at the day's start,
 // so each run overwrites the previous run's figures for the same day.
+import "array"
 import "date"
 import "timezone"
 
@@ -11,6 +12,8 @@ option location = timezone.location(name: "__TIMEZONE__")
 
 raw = "__RAW_BUCKET__"
 out = "__DAILY_BUCKET__"
+// ANALYTICS_TOP_VALUES: visitor-controlled values kept as tags per site and day, by visitors.
+top = int(v: "__TOP_VALUES__")
 stop = date.truncate(t: now(), unit: 1h)
 start = date.sub(d: 1d, from: date.truncate(t: now(), unit: 1d))
 
@@ -69,35 +72,39 @@ pageviews(field: "sess_id")
     )
     |> yield(name: "sessions")
 
-breakdown = (tables=<-, columns, name) =>
-    tables
-        |> group(columns: columns)
-        |> aggregateWindow(every: 1d, fn: sum, timeSrc: "_start", createEmpty: false)
-        |> set(key: "_measurement", value: name)
-        |> set(key: "_field", value: "count")
-        |> to(bucket: out)
-        |> yield(name: name)
+// include: ranked.flux
 
-pageviews(field: "count") |> breakdown(columns: ["domain", "page"], name: "pages")
-pageviews(field: "count") |> breakdown(columns: ["domain", "source"], name: "sources")
-pageviews(field: "count") |> breakdown(columns: ["domain", "browser", "os", "device"], name: "agents")
-pageviews(field: "count") |> breakdown(columns: ["domain", "country"], name: "countries")
-pageviews(field: "count") |> breakdown(columns: ["domain", "timezone", "platform"], name: "timezones")
-pageviews(field: "count")
-    |> filter(fn: (r) => exists r.utm_source or exists r.utm_medium or exists r.utm_campaign)
-    |> breakdown(columns: ["domain", "utm_source", "utm_medium", "utm_campaign"], name: "utms")
+rankPages(every: 1d)
+rankSources(every: 1d)
+rankAgents(every: 1d)
+rankCountries(every: 1d)
+rankEvents(every: 1d)
 
-from(bucket: raw)
-    |> range(start: start, stop: stop)
-    |> filter(fn: (r) => r._measurement == "event" and r._field == "count")
-    |> breakdown(columns: ["domain", "event", "label", "destination", "file"], name: "events")
+// Only in the daily rollups: time zone and platform, and UTM values (pageviews with one).
+points(measurement: "pageview")
+    |> filter(fn: (r) => r._field == "count" or r._field == "visitor" or r._field == "timezone"
+        or r._field == "platform")
+    |> ranked(every: 1d, partition: site, values: ["timezone", "platform"], name: "timezones",
+        fold: (tables=<-) => tables |> set(key: "timezone", value: "(other)")
+            |> set(key: "platform", value: "(other)"))
+points(measurement: "pageview")
+    |> filter(fn: (r) => r._field == "count" or r._field == "visitor" or r._field == "utm_source"
+        or r._field == "utm_medium" or r._field == "utm_campaign")
+    |> ranked(every: 1d, partition: site, values: ["utm_source", "utm_medium", "utm_campaign"],
+        name: "utms",
+        prepare: (tables=<-) => tables
+            |> filter(fn: (r) => exists r.utm_source or exists r.utm_medium or exists r.utm_campaign)
+            |> fill(column: "utm_source", value: "") |> fill(column: "utm_medium", value: "")
+            |> fill(column: "utm_campaign", value: ""),
+        fold: (tables=<-) => tables |> set(key: "utm_source", value: "(other)")
+            |> set(key: "utm_medium", value: "(other)") |> set(key: "utm_campaign", value: "(other)"))
 
 // Engaged time (the agent's data-engagement): one value per pageview and site day, the largest of
 // the running totals it sent (a page hidden and shown again sends a larger one). A pageview is its
 // session hash and its number in the session; sorting puts its largest total first for unique().
-engaged = from(bucket: raw)
-    |> range(start: start, stop: stop)
-    |> filter(fn: (r) => r._measurement == "engagement")
+engaged = points(measurement: "engagement")
+    |> filter(fn: (r) => r._field == "seconds" or r._field == "pageview" or r._field == "sess_id"
+        or r._field == "page")
     |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")
     // The collector always writes all three; a point written otherwise is left out, not allowed
     // to fail the whole task (and every other rollup of the day with it).
@@ -124,12 +131,28 @@ engaged |> engagedDaily(fn: median, measurement: "traffic", field: "time_on_page
 engaged |> engagedDaily(fn: (tables=<-) => tables |> sum() |> toInt(), measurement: "traffic", field: "visit_seconds")
 engaged
     |> engagedDaily(fn: (tables=<-) => tables |> distinct(column: "sess_id") |> count(), measurement: "traffic", field: "engaged_visits")
-engaged
+
+// Per page: the top pages of the site day by distinct sessions (then by views), like the
+// breakdowns (ranked.flux), so a flood of engaged-time beacons cannot grow series; a median
+// cannot be summed, so the other pages get no row.
+perPage = engaged
+    |> fill(column: "page", value: "")
     |> group(columns: ["domain", "page", "_start", "_stop"])
-    |> engagedDaily(fn: count, measurement: "engagement", field: "views")
-engaged
-    |> group(columns: ["domain", "page", "_start", "_stop"])
-    |> engagedDaily(fn: median, measurement: "engagement", field: "median")
+union(tables: [
+    perPage |> count() |> toFloat() |> set(key: "_field", value: "views"),
+    perPage |> median() |> set(key: "_field", value: "median"),
+    perPage |> unique(column: "sess_id") |> count(column: "sess_id")
+        |> rename(columns: {sess_id: "_value"}) |> toFloat() |> set(key: "_field", value: "visits"),
+])
+    |> group(columns: ["domain", "_start", "_stop"])
+    |> pivot(rowKey: ["page"], columnKey: ["_field"], valueColumn: "_value")
+    |> sort(columns: ["visits", "views"], desc: true)
+    |> limit(n: top)
+    |> duplicate(column: "_start", as: "_time")
+    |> set(key: "_measurement", value: "engagement")
+    |> to(bucket: out, tagColumns: ["domain", "page"],
+        fieldFn: (r) => ({"views": int(v: r.views), "median": r.median}))
+    |> yield(name: "engagement")
 
 // Distinct identifiers seen by the usage API: the latest count of each period, kept forever.
 // Their points are stamped at the period's UTC start, so a month's count must be read from the

@@ -1,11 +1,14 @@
 // Hourly rollups of the raw bucket. Each run re-aggregates the two complete hours before it, so a
 // late point is counted on the next run, and a window processed again overwrites the same points.
+import "array"
 import "date"
 
 option task = {name: "__TASK_NAME__", every: 1h, offset: 5m}
 
 raw = "__RAW_BUCKET__"
 out = "__HOURLY_BUCKET__"
+// ANALYTICS_TOP_VALUES: visitor-controlled values kept as tags per site and hour, by visitors.
+top = int(v: "__TOP_VALUES__")
 stop = date.truncate(t: now(), unit: 1h)
 start = date.sub(d: 2h, from: stop)
 
@@ -24,10 +27,15 @@ rollup = (tables=<-, columns, name) =>
         |> yield(name: name)
 
 source(measurement: "pageview")
-    |> rollup(columns: ["domain", "page", "source", "browser", "os", "device", "country"], name: "pageviews")
+    |> rollup(columns: ["domain"], name: "pageviews")
 
-source(measurement: "event")
-    |> rollup(columns: ["domain", "event", "label", "destination", "file"], name: "events")
+// include: ranked.flux
+
+rankPages(every: 1h)
+rankSources(every: 1h)
+rankAgents(every: 1h)
+rankCountries(every: 1h)
+rankEvents(every: 1h)
 
 source(measurement: "usage")
     |> rollup(columns: ["action"], name: "usage")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from .. import schema
 from .plan import Source
 from .query import TAG_DIMENSIONS, Filter, Query
 
@@ -73,16 +74,23 @@ def rollup(q: Query, bucket: str, source: Source, start: datetime, stop: datetim
 def raw_points(q: Query, bucket: str, measurement: str, start: datetime, stop: datetime,
                fields: tuple[str, ...]) -> Read:
     """The site's raw points of one measurement in [start, stop) passing the query's filters,
-    pivoted to one row per point with `fields` (names from this package) as columns."""
+    pivoted to one row per point with `fields` (names from this package) and the query's
+    dimension and filter keys as columns.
+
+    The filters follow the pivot: a visitor-controlled value is a field of the raw point (the
+    catalogue's choice, which bounds the raw bucket's series), so it is a column only once the
+    point's fields are side by side. A point written by 0.3.0 holds the same values as tags,
+    which the pivot keeps as columns of the same names: both read alike."""
     params: dict[str, Any] = {"bucket": bucket, "site": q.site_id, "start": start, "stop": stop,
                               "m": measurement}
     where = filter_expr(q.filters, params)
-    picked = " or ".join(f'r._field == "{name}"' for name in fields)
+    wanted = (*fields, *sorted(q.tags & frozenset(schema.measurement("raw", measurement).fields)))
+    picked = " or ".join(f'r._field == "{name}"' for name in dict.fromkeys(wanted))
     return Read(PRELUDE +
                 "from(bucket: bucket) |> range(start: start, stop: stop) "
                 f"|> filter(fn: (r) => r._measurement == m and r.domain == site and ({picked})) "
-                f"|> filter(fn: (r) => {where}) "
                 '|> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value") '
+                f"|> filter(fn: (r) => {where}) "
                 '|> drop(columns: ["_start", "_stop", "_measurement"]) |> group()', params)
 
 

@@ -21,8 +21,7 @@ from zoneinfo import ZoneInfo
 from .. import schema
 from .query import ENGAGEMENT_METRICS, Query, QueryError
 
-DAILY_BREAKDOWNS = schema.daily_breakdowns()  # 1d measurement -> the tags it keeps besides domain
-HOURLY_PAGEVIEW_TAGS = schema.hourly_pageview_tags()
+BREAKDOWNS = {tier: schema.breakdowns(tier) for tier in ("1h", "1d")}  # measurement -> its tags
 EVENT_TAGS = schema.rollup_tags("1d", "events")
 DAY_SECONDS = 86_400
 
@@ -111,12 +110,11 @@ def _pageview_source(metrics: set[str], tags: frozenset[str], hourly: bool) -> S
         return TRAFFIC
     if metrics != {"pageviews"}:
         return None
-    daily = next((m for m, keep in DAILY_BREAKDOWNS.items() if tags <= keep), None)
-    if daily and not hourly:
-        return Source("_1d", daily, "count")
-    if tags <= HOURLY_PAGEVIEW_TAGS:
-        return Source("_1h", "pageviews", "count")
-    return None
+    tier = "1h" if hourly else "1d"
+    fitting = [(len(keep), m) for m, keep in BREAKDOWNS[tier].items() if tags <= keep]
+    if not fitting:
+        return None
+    return Source("_" + tier, min(fitting)[1], "count")  # the fewest tags: the fewest rows
 
 
 def raw_horizon(raw_retention: int, zone: ZoneInfo, now: datetime) -> date | None:

@@ -194,8 +194,11 @@ def test_end_to_end_into_influxdb(browser: Browser, collector: Gunicorn, influx:
     rows: list[dict[str, Any]] = []
     while time.monotonic() < deadline:
         rows = influx.query(
-            'from(bucket: b) |> range(start: -1h) |> filter(fn: (r) => r._field == "sess_id" '
-            'and contains(value: r._value, set: s)) |> group() |> sort(columns: ["_time"])',
+            'from(bucket: b) |> range(start: -1h) '
+            '|> filter(fn: (r) => r._measurement == "pageview" or r._measurement == "event") '
+            '|> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value") '
+            '|> filter(fn: (r) => contains(value: r.sess_id, set: s)) |> group() '
+            '|> sort(columns: ["_time"])',
             b=agent_bucket, s=stored_as)
         if len(rows) == 3:
             break

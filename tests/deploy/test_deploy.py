@@ -185,8 +185,8 @@ def beacon_then_sigterm(server: Gunicorn, page: str) -> None:
 
 def stored_pages(influx: Influx, bucket: str) -> list[str]:
     rows = influx.query('from(bucket: b) |> range(start: -1h) |> filter(fn: (r) => '
-                        'r._measurement == "pageview" and r._field == "count")', b=bucket)
-    return sorted(r["page"] for r in rows)
+                        'r._measurement == "pageview" and r._field == "page")', b=bucket)
+    return sorted(r["_value"] for r in rows)
 
 
 @pytest.mark.parametrize("config", ["ours", "none"])

@@ -69,8 +69,8 @@ def test_the_wheel_works_from_a_fresh_venv_without_node(influx: Influx, bucket: 
     assert bytes.fromhex(report["debug_bytes"]) == (fresh / "agent.debug.js").read_bytes()
     assert bytes.fromhex(report["extras_bytes"]) == (fresh / "agent.extras.min.js").read_bytes()
     stored = influx.query('from(bucket: b) |> range(start: 0) |> filter(fn: (r) => '
-                          'r._measurement == "pageview" and r._field == "count")', b=bucket)
-    assert [r["page"] for r in stored] == ["/wheel"]
+                          'r._measurement == "pageview" and r._field == "page")', b=bucket)
+    assert [r["_value"] for r in stored] == ["/wheel"]
 
     flask = str(venv / "bin" / "flask")
     assert "0.3.0" in run([flask, "analytics", "--version"], cwd=work, env=env).stdout

@@ -225,7 +225,7 @@ def test_a_linked_spool_segment_is_removed_unread(make_app: Any, influx: Influx,
     link = spool / "00000000000000000001-999-00000001.lp"
     link.symlink_to(outside)
     flush(app)
-    pages = sorted(r["page"] for r in influx.raw_rows(bucket)
-                   if r["_measurement"] == "pageview" and r["_field"] == "count")
+    pages = sorted(r["_value"] for r in influx.raw_rows(bucket)
+                   if r["_measurement"] == "pageview" and r["_field"] == "page")
     assert pages == ["/"]
     assert not os.path.lexists(link) and outside.exists()

@@ -101,20 +101,6 @@ def test_bad_extras_beacons_are_400_and_store_nothing(make_app: Any, influx: Inf
     assert stored(influx, bucket, "event") == [] and stored(influx, bucket, "engagement") == []
 
 
-def test_destinations_and_files_are_bounded_by_the_cardinality_guard(make_app: Any, influx: Influx,
-                                                                     bucket: str) -> None:
-    app = make_app(ANALYTICS_AGENT_EXTRAS=EXTRAS, ANALYTICS_MAX_TAG_VALUES="3")
-    for i in range(6):
-        assert post(app, "event", {**BASE, "event": "outbound", "note": f"h{i}.example/"}).status_code == 204
-        assert post(app, "event", {**BASE, "event": "download", "note": f"/f{i}.pdf"}).status_code == 204
-    flush(app)
-    rows = stored(influx, bucket, "event")
-    assert sorted(r["destination"] for r in rows if r["event"] == "outbound") == [
-        "(other)", "(other)", "(other)", "h0.example", "h1.example", "h2.example"]
-    assert sorted(r["file"] for r in rows if r["event"] == "download") == [
-        "(other)", "(other)", "(other)", "/f0.pdf", "/f1.pdf", "/f2.pdf"]
-
-
 def test_script_tag_switches_to_the_extras_build(make_app: Any) -> None:
     assert 'src="/analytics/agent.js"' in script_tag("/analytics")
     tag = script_tag("/analytics", outbound=True, downloads="pdf,zip", engagement=True)

@@ -157,7 +157,7 @@ def test_a_flood_of_new_user_agents_from_one_client_spends_only_the_budget(
     judge = app.extensions["analytics"].collector.agents
     assert (judge.lookups, judge.over_budget, judge.cached()) == (5, 35, 5)
     flush(app)
-    devices = [row["device"] for row in influx.query(
+    devices = [row["_value"] for row in influx.query(
         'from(bucket: b) |> range(start: 0) |> filter(fn: (r) => r._measurement == "pageview" and '
-        'r._field == "count") |> group()', b=bucket)]
+        'r._field == "device") |> group()', b=bucket)]
     assert sorted(devices) == ["mobile"] * 35 + ["tablet"] * 5

@@ -33,7 +33,7 @@ from tests.support.datasets import (
     to_lines,
     write,
 )
-from tests.support.influx import Influx, flush
+from tests.support.influx import Influx, flush, scratch_bucket
 
 sys.path.insert(0, str(ROOT / "grafana"))
 import build_dashboards
@@ -52,12 +52,13 @@ def test_rollups_match_independent_figures_and_rerun_changes_nothing(
     bucket, loaded = rolled
     snapshots = []
     for attempt in range(2):
-        hourly = table(influx, bucket + "_1h", "pageviews", ["domain", "page", "source", "browser",
-                                                              "os", "device", "country"])
-        expected_hourly = Counter(
-            (r["time"].replace(minute=0, second=0, microsecond=0), r["domain"], r["page"],
-             r["source"], r["browser"], r["os"], r["device"], r["country"]) for r in loaded)
-        assert hourly == dict(expected_hourly)
+        hour = lambda r: r["time"].replace(minute=0, second=0, microsecond=0)  # noqa: E731
+        hourly = {}
+        for measurement, keys in (("pageviews", []), ("pages", ["page"]), ("sources", ["source"]),
+                                  ("agents", ["browser", "os", "device"]), ("countries", ["country"])):
+            hourly[measurement] = table(influx, bucket + "_1h", measurement, ["domain", *keys])
+            assert hourly[measurement] == dict(Counter(
+                (hour(r), r["domain"], *[r[k] for k in keys]) for r in loaded)), measurement
 
         traffic = {k: v for k, v in table(influx, bucket + "_1d", "traffic", ["domain"]).items()}
         got = {}
@@ -150,7 +151,9 @@ def test_late_points_are_counted_by_the_next_run(influx: Influx, bucket: str) ->
     write(influx, bucket, [pv(1)])  # arrives late, after its hour was rolled up
     run_rollup(influx, bucket, "hourly", DAYS[0] + timedelta(hours=12))
     rows = influx.query('from(bucket: b) |> range(start: 0)', b=bucket + "_1h")
-    assert [(r["_time"], r["_value"]) for r in rows] == [(DAYS[0] + timedelta(hours=10), 2)]
+    assert sorted((r["_measurement"], r["_time"], r["_value"]) for r in rows) == [
+        (m, DAYS[0] + timedelta(hours=10), 2)
+        for m in ("agents", "countries", "pages", "pageviews", "sources")]
 
 
 def test_month_salt_gives_true_monthly_uniques(influx: Influx, bucket: str,
@@ -403,3 +406,33 @@ def test_late_points_reach_every_rollup_level(make_app: Any, influx: Influx, buc
         'from(bucket: b) |> range(start: 0) |> filter(fn: (r) => r._measurement == "traffic" and '
         'r._field == "pageviews")', b=bucket + "_1mo")}
     assert monthly[date(old_month.year, old_month.month, 1)] == 8
+
+
+def test_raw_points_written_by_0_3_0_roll_up_as_the_same_figures(influx: Influx, rolled: Any) -> None:
+    """The upgrade path for raw points: 0.3.0 wrote visitor-controlled values as tags, 0.5.0
+    writes them as fields. The shipped tasks pivot every raw point, which turns both into the
+    same columns, so a bucket of old points rolls up exactly as one of new points."""
+    from analytics_bp.points import line
+
+    old_lines = []
+    for r in make_dataset():
+        tags = {k: r[k] for k in ("domain", "page", "source", "browser", "os", "device",
+                                  "country", "timezone", "platform")}
+        fields = {"count": 1, "visitor": r["visitor"], "sess_id": r["sess"], "pages": 1,
+                  "load_ms": r["load_ms"]}
+        old_lines.append(line("pageview", tags, fields, int(r["time"].timestamp() * 1e9)))
+    new_bucket, _ = rolled
+    with scratch_bucket(influx, "t_old_") as old_bucket:
+        write(influx, old_bucket, old_lines)
+        setup_rollups(influx, old_bucket)
+        run_all(influx, old_bucket)
+        for tier, measurement, keys in (
+                ("_1h", "pageviews", []), ("_1h", "pages", ["page"]), ("_1h", "agents", ["browser", "os"]),
+                ("_1d", "pages", ["page"]), ("_1d", "sources", ["source"]),
+                ("_1d", "timezones", ["timezone", "platform"]), ("_1d", "traffic", ["_field"])):
+            old = table(influx, old_bucket + tier, measurement, ["domain", *keys])
+            new = table(influx, new_bucket + tier, measurement, ["domain", *keys])
+            if measurement == "traffic":  # the new bucket also holds engaged time (extras)
+                new = {k: v for k, v in new.items() if k[2] in {"pageviews", "visitors", "sessions",
+                       "bounces", "pages_per_session", "load_ms_median"}}
+            assert old and old == new, (tier, measurement)

@@ -51,9 +51,12 @@ class Restartable:
 
     def count(self, bucket: str, sess: str) -> int:
         rows = self.admin.query('from(bucket: b) |> range(start: -1h) |> filter(fn: (r) => '
-                                'r._field == "count" and r.page == "/d/" + s) |> group() |> count()',
+                                'r._field == "count" or r._field == "page") '
+                                '|> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value") '
+                                '|> filter(fn: (r) => r.page == "/d/" + s) |> group() '
+                                '|> count(column: "count")',
                                 params={"b": bucket, "s": sess})
-        return int(rows[0]["_value"]) if rows else 0
+        return int(rows[0]["count"]) if rows else 0
 
     def wait_count(self, bucket: str, sess: str, expect: int, timeout: float = 30) -> int:
         """The stored count once it reaches `expect`, or has not moved for 3 s (loss)."""

@@ -86,14 +86,26 @@ def test_what_influxdb_holds_is_the_catalogue(make_app: Any, influx: Influx, buc
                 assert fields == set(entry.fields), (tier, measurement)
 
 
-def test_the_daily_breakdowns_the_stats_api_reads_are_derived_from_the_catalogue() -> None:
-    """Pageview counts by pageview tags: not `traffic` (figures), `events` (event tags) or
-    `engagement` (other fields)."""
-    assert schema.daily_breakdowns() == {
+def test_the_breakdowns_the_stats_api_reads_are_derived_from_the_catalogue() -> None:
+    """Pageview counts by pageview keys: not `traffic` (figures), `events` (event tags),
+    `engagement` (other fields) or the usage API's counts (no domain)."""
+    assert schema.breakdowns("1d") == {
         "pages": {"page"}, "sources": {"source"}, "agents": {"browser", "os", "device"},
         "countries": {"country"}, "timezones": {"timezone", "platform"},
         "utms": {"utm_source", "utm_medium", "utm_campaign"}}
-    assert schema.hourly_pageview_tags() == {"page", "source", "browser", "os", "device", "country"}
+    assert schema.breakdowns("1h") == {
+        "pageviews": set(), "pages": {"page"}, "sources": {"source"},
+        "agents": {"browser", "os", "device"}, "countries": {"country"}}
+
+
+def test_series_bounds_follow_from_settings_alone() -> None:
+    """Raw: one series for the site's pageviews, one for its engaged time, one per accepted
+    event name; a rollup, per window: `top` + 1 per ranked measurement (per event name for
+    events), one for the site's figures."""
+    assert schema.series_bound("raw", 100, 5) == 1 + 5 + 1
+    assert schema.series_bound("1h", 100, 5) == 1 + 4 * 101 + 5 * 101
+    assert schema.series_bound("1d", 10, 2) == 1 + 6 * 11 + 2 * 11 + 11
+    assert schema.series_bound("1mo", 10, 2) == 1
 
 
 def test_docs_schema_table_is_generated() -> None:
@@ -105,7 +117,7 @@ def test_docs_schema_table_is_generated() -> None:
 def test_raw_points_take_their_shape_from_the_catalogue() -> None:
     """Every raw writer passes values; the catalogue alone makes each a tag or a field."""
     assert schema.raw_line("pageview", {"page": "/a b", "count": 1, "domain": "x.test", "visitor": "v"},
-                           5) == 'pageview,domain=x.test,page=/a\\ b count=1i,visitor="v" 5'
+                           5) == 'pageview,domain=x.test page="/a b",count=1i,visitor="v" 5'
     assert schema.raw_line("usage", {"action": "a.b", "count": 1, "plan": "pro"}, 7) == \
         'usage,action=a.b count=1i,plan="pro" 7'  # log_event's keyword arguments are fields
     with pytest.raises(schema.NotInCatalogue, match=r"pageview: \['ip'\]"):
