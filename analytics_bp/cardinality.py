@@ -1,9 +1,11 @@
-"""Bound the number of distinct values of every visitor-controlled tag.
+"""Bound the distinct values of the few tags written straight from input: the domain of raw
+points (ANALYTICS_MAX_DOMAINS) and the usage API's actions and categories (ANALYTICS_MAX_TAG_VALUES).
 
 Why: InfluxDB 2 OSS enforces no series limit, and each new tag value is a new series forever (until
-its shard expires). Values are admitted per (domain, tag) and per calendar month up to a cap, in a
+its shard expires). Values are admitted per (scope, tag) and per calendar month up to a cap, in a
 `PeriodRegistry` shared by the workers of a host, so the cap holds across workers and restarts.
-Past the cap a value becomes `(other)`. The registry renews each month.
+Past the cap a value becomes `(other)`. The registry renews each month. A beacon's other values
+are fields, and the rollup tasks rank them instead (docs/schema.md, "Series bounds").
 """
 
 from __future__ import annotations

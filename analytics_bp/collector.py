@@ -200,8 +200,7 @@ class Collector:
         if session:
             values["sess_id"] = session
         if beacon.kind == "pageview":
-            source = enrich.referrer_source(beacon.referrer, beacon.domain)
-            values["source"] = source
+            values["source"] = enrich.referrer_source(beacon.referrer, beacon.domain)
             values.update(beacon.utm)
             values["pages"] = beacon.pages or 1
             if beacon.load_ms is not None:

@@ -12,10 +12,10 @@ top = int(v: "__TOP_VALUES__")
 stop = date.truncate(t: now(), unit: 1h)
 start = date.sub(d: 2h, from: stop)
 
+// include: ranked.flux
+
 source = (measurement, field="count") =>
-    from(bucket: raw)
-        |> range(start: start, stop: stop)
-        |> filter(fn: (r) => r._measurement == measurement and r._field == field)
+    points(measurement: measurement) |> filter(fn: (r) => r._field == field)
 
 rollup = (tables=<-, columns, name) =>
     tables
@@ -28,8 +28,6 @@ rollup = (tables=<-, columns, name) =>
 
 source(measurement: "pageview")
     |> rollup(columns: ["domain"], name: "pageviews")
-
-// include: ranked.flux
 
 rankPages(every: 1h)
 rankSources(every: 1h)
