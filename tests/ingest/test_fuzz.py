@@ -17,7 +17,7 @@ from flask import Flask
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from analytics_bp import create_app
+from analytics_bp import create_app, rollups
 from analytics_bp.stats.query import DATE_RANGES, DIMENSIONS, METRICS, OPERATORS
 from tests.support.influx import Influx, flush
 
@@ -62,7 +62,7 @@ def app(influx: Influx, tmp_path_factory: Any) -> Iterator[Flask]:
                      ANALYTICS_HMAC_SECRET="fuzz-secret")
     yield app
     app.extensions["analytics"].close()
-    influx.admin.delete_bucket(bucket)
+    influx.admin.drop_with_rollups(bucket)
 
 
 @FUZZ
@@ -214,6 +214,35 @@ def test_after_the_fuzzing_every_accepted_line_is_in_influxd(app: Flask, influx:
     stored = influx.query('from(bucket: b) |> range(start: 0) |> filter(fn: (r) => r._field == "count") '
                           '|> group() |> count()', b=bucket)
     assert stored and stored[0]["_value"] > 0
+
+
+def test_the_fuzzed_values_roll_up_without_failing_a_task_or_losing_a_pageview(
+        app: Flask, influx: Influx) -> None:
+    """Runs after the fuzzing: every string the fuzzer got stored (as raw fields) becomes a tag
+    value of a ranked rollup or `(other)`; no value fails the shipped hourly or daily task, and
+    every breakdown still adds up to every raw pageview."""
+    cfg = app.extensions["analytics"].config
+    rollups.setup(cfg, influx.admin)
+    task = {t.name.rsplit("_", 1)[1]: t.flux for t in rollups.tasks(cfg)}
+    stamps = [r["_time"] for r in influx.query(
+        'from(bucket: b) |> range(start: -1d) |> filter(fn: (r) => r._measurement == "pageview" '
+        'and r._field == "count") |> group()', b=cfg.bucket)]
+    assert stamps
+    for hour in sorted({t.replace(minute=0, second=0, microsecond=0) for t in stamps}):
+        for stem in ("hourly", "daily"):
+            influx.admin.run_flux_as_of(task[stem], hour + timedelta(hours=1))
+
+    def total(bucket: str, measurement: str) -> int:
+        rows = influx.query('from(bucket: b) |> range(start: -2d, stop: 2d) |> filter(fn: (r) => '
+                            'r._measurement == m and r._field == "count") |> group() |> sum()',
+                            b=bucket, m=measurement)
+        return int(rows[0]["_value"]) if rows else 0
+
+    assert total(cfg.bucket, "pageview") == len(stamps)
+    for tier, measurements in (("1h", ("pageviews", "pages", "sources", "agents", "countries")),
+                               ("1d", ("pages", "sources", "agents", "countries", "timezones"))):
+        for measurement in measurements:
+            assert total(f"{cfg.bucket}_{tier}", measurement) == len(stamps), (tier, measurement)
 
 
 header_text = st.text(st.characters(min_codepoint=0x20, max_codepoint=0xFF), max_size=60)
