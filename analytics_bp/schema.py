@@ -32,8 +32,12 @@ DIMENSION_KEYS = {
     "visit:utm_campaign": "utm_campaign", "visit:browser": "browser", "visit:os": "os",
     "visit:device": "device", "visit:country": "country", "visit:timezone": "timezone",
     "visit:platform": "platform", "event:props:destination": "destination",
-    "event:props:file": "file",
+    "event:props:file": "file", "visit:entry_page": "entry_page", "visit:exit_page": "exit_page",
 }
+# Keys a visit takes from its first pageview (entry page, source, UTM values) or its last (exit
+# page): a query grouped or filtered by one counts whole visits (docs/schema.md, "Visits").
+VISIT_KEYS = frozenset({"entry_page", "exit_page", "source", *UTM_TAGS})
+VISIT_FIELDS = ("visits", "visitors", "pageviews", "bounces")
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,14 @@ MEASUREMENTS: tuple[Measurement, ...] = (
                 "events by name and props, ranked per name", sometimes=("label", "destination", "file")),
     Measurement("1d", "engagement", ("domain", "page"), ("views", "median"),
                 "time on page, per page, ranked (no `(other)` row)"),
+    Measurement("1d", "entry_pages", ("domain", "entry_page"), VISIT_FIELDS,
+                "visits by their first page, ranked"),
+    Measurement("1d", "exit_pages", ("domain", "exit_page"), VISIT_FIELDS,
+                "visits by their last page, ranked"),
+    Measurement("1d", "visit_sources", ("domain", "source"), VISIT_FIELDS,
+                "visits by their first pageview's source, ranked"),
+    Measurement("1d", "visit_utms", ("domain", *UTM_TAGS), VISIT_FIELDS,
+                "visits with a UTM value, by their first pageview's, ranked", sometimes=UTM_TAGS),
     Measurement("1d", "usage_seen", ("category", "period"), ("distinct",), "`seen`, kept forever"),
     Measurement("1mo", "traffic", ("domain",),
                 ("pageviews", "visitors", "sessions", "bounces", "visit_seconds", "engaged_visits"),
@@ -173,6 +185,11 @@ def breakdowns(tier: str) -> dict[str, frozenset[str]]:
     pageview = carried("pageview")
     return {m.name: rollup_tags(tier, m.name) for m in measurements(tier)
             if m.fields == ("count",) and "domain" in m.tags and rollup_tags(tier, m.name) <= pageview}
+
+
+def visit_breakdowns(tier: str) -> dict[str, frozenset[str]]:
+    """The rollup measurements of `tier` that count whole visits, with the visit keys each keeps."""
+    return {m.name: rollup_tags(tier, m.name) for m in measurements(tier) if m.fields == VISIT_FIELDS}
 
 
 # Tags whose values the collector chooses from a closed set; every other tag of a rollup holds

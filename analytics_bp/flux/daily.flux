@@ -78,11 +78,16 @@ rankAgents(every: 1d)
 rankCountries(every: 1d)
 rankEvents(every: 1d)
 
+// Per visit: entry and exit pages, the visit's source and UTM values (visits.flux).
+// include: visits.flux
+
 // Only in the daily rollups: time zone and platform, and UTM values (pageviews with one).
 points(measurement: "pageview")
     |> filter(fn: (r) => r._field == "count" or r._field == "visitor" or r._field == "timezone"
         or r._field == "platform")
     |> ranked(every: 1d, partition: site, values: ["timezone", "platform"], name: "timezones",
+        prepare: (tables=<-) => tables |> fill(column: "timezone", value: "unknown")
+            |> fill(column: "platform", value: "unknown"),
         fold: (tables=<-) => tables |> set(key: "timezone", value: "(other)")
             |> set(key: "platform", value: "(other)"))
 points(measurement: "pageview")

@@ -77,24 +77,30 @@ points = (measurement) => from(bucket: raw)
 
 site = ["domain", "_start", "_stop"]
 
-// The breakdowns both tasks write, per window (`every`: 1h or 1d).
+// The breakdowns both tasks write, per window (`every`: 1h or 1d). A point lacking the value (the
+// collector always writes it) counts as "unknown", never as a failed task.
 rankPages = (every) => points(measurement: "pageview")
     |> filter(fn: (r) => r._field == "count" or r._field == "visitor" or r._field == "page")
     |> ranked(every: every, partition: site, values: ["page"], name: "pages",
+        prepare: (tables=<-) => tables |> fill(column: "page", value: "unknown"),
         fold: (tables=<-) => tables |> set(key: "page", value: "(other)"))
 rankSources = (every) => points(measurement: "pageview")
     |> filter(fn: (r) => r._field == "count" or r._field == "visitor" or r._field == "source")
     |> ranked(every: every, partition: site, values: ["source"], name: "sources",
+        prepare: (tables=<-) => tables |> fill(column: "source", value: "unknown"),
         fold: (tables=<-) => tables |> set(key: "source", value: "(other)"))
 rankAgents = (every) => points(measurement: "pageview")
     |> filter(fn: (r) => r._field == "count" or r._field == "visitor" or r._field == "browser"
         or r._field == "os" or r._field == "device")
     |> ranked(every: every, partition: site, values: ["browser", "os", "device"], name: "agents",
+        prepare: (tables=<-) => tables |> fill(column: "browser", value: "unknown")
+            |> fill(column: "os", value: "unknown") |> fill(column: "device", value: "unknown"),
         fold: (tables=<-) => tables |> set(key: "browser", value: "(other)")
             |> set(key: "os", value: "(other)") |> set(key: "device", value: "(other)"))
 rankCountries = (every) => points(measurement: "pageview")
     |> filter(fn: (r) => r._field == "count" or r._field == "visitor" or r._field == "country")
     |> ranked(every: every, partition: site, values: ["country"], name: "countries",
+        prepare: (tables=<-) => tables |> fill(column: "country", value: "unknown"),
         fold: (tables=<-) => tables |> set(key: "country", value: "(other)"))
 rankEvents = (every) => points(measurement: "event")
     |> filter(fn: (r) => r._field == "count" or r._field == "visitor" or r._field == "label"

@@ -60,9 +60,9 @@ def rollup(q: Query, bucket: str, source: Source, start: datetime, stop: datetim
     flux = ("from(bucket: bucket) |> range(start: start, stop: stop) "
             "|> filter(fn: (r) => r._measurement == m and r.domain == site) "
             f"|> filter(fn: (r) => {where})")
-    if source.kind == "count" and q.time_dimension is None:
+    if source.kind in ("count", "visits") and q.time_dimension is None:
         # Sum in InfluxDB: one row per combination instead of one per day and combination.
-        tags = [TAG_DIMENSIONS[d] for d in q.dimensions]
+        tags = [TAG_DIMENSIONS[d] for d in q.dimensions] + (["_field"] if source.kind == "visits" else [])
         flux += f" |> group(columns: {json.dumps(tags)}) |> sum() |> group()"
     elif source.kind == "engagement":
         # One row per page and day, and only the four columns used: a month of a site's pages

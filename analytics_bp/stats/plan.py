@@ -22,6 +22,9 @@ from .. import schema
 from .query import ENGAGEMENT_METRICS, Query, QueryError
 
 BREAKDOWNS = {tier: schema.breakdowns(tier) for tier in ("1h", "1d")}  # measurement -> its tags
+VISIT_BREAKDOWNS = schema.visit_breakdowns("1d")
+# What the visit tables keep: per value and day, visits, distinct visitors, pageviews, bounces.
+VISIT_METRICS = frozenset({"visitors", "visits", "pageviews", "views_per_visit", "bounce_rate"})
 EVENT_TAGS = schema.rollup_tags("1d", "events")
 DAY_SECONDS = 86_400
 
@@ -32,7 +35,8 @@ class Source:
 
     suffix: str  # "_1d" or "_1h"
     measurement: str
-    kind: str  # "traffic" (daily figures), "count" (a count per tag combination) or "engagement"
+    kind: str  # "traffic" (daily figures), "count" (a count per tag combination), "visits" (visit
+    # figures per visit value) or "engagement"
 
 
 TRAFFIC = Source("_1d", "traffic", "traffic")
@@ -108,6 +112,8 @@ def _engagement_source(engaged: set[str], tags: frozenset[str], hourly: bool) ->
 def _pageview_source(metrics: set[str], tags: frozenset[str], hourly: bool) -> Source | None:
     if not tags and not hourly:
         return TRAFFIC
+    if tags & schema.VISIT_KEYS:
+        return _visit_source(metrics, tags, hourly)
     if metrics != {"pageviews"}:
         return None
     tier = "1h" if hourly else "1d"
@@ -115,6 +121,14 @@ def _pageview_source(metrics: set[str], tags: frozenset[str], hourly: bool) -> S
     if not fitting:
         return None
     return Source("_" + tier, min(fitting)[1], "count")  # the fewest tags: the fewest rows
+
+
+def _visit_source(metrics: set[str], tags: frozenset[str], hourly: bool) -> Source | None:
+    """A visit table keeping every tag of the query (whole visits, per site day), if any."""
+    if hourly or not metrics <= VISIT_METRICS:
+        return None
+    fitting = [(len(keep), m) for m, keep in VISIT_BREAKDOWNS.items() if tags <= keep]
+    return Source("_1d", min(fitting)[1], "visits") if fitting else None
 
 
 def raw_horizon(raw_retention: int, zone: ZoneInfo, now: datetime) -> date | None:

@@ -23,7 +23,8 @@ TAG_DIMENSIONS = schema.DIMENSION_KEYS  # dimension -> the raw key that holds it
 TIME_DIMENSIONS = ("time:hour", "time:day", "time:month")
 DIMENSIONS = (*TAG_DIMENSIONS, *TIME_DIMENSIONS)
 EVENT_ONLY = schema.carried_only_by("event", "pageview")  # an event's name and props
-PAGEVIEW_ONLY = schema.carried_only_by("pageview", "event")  # source and UTM values
+# Source and UTM values, and the entry and exit pages: a visit's, found from its pageviews.
+PAGEVIEW_ONLY = schema.carried_only_by("pageview", "event") | schema.VISIT_KEYS
 EVENT_SCOPE_METRICS = frozenset({"events", "visitors", "visits"})
 PAGEVIEW_METRICS = frozenset({"pageviews", "views_per_visit", "bounce_rate", "median_load_time"})
 # From the agent's engaged time (measurement `engagement`), which carries no source or UTM.
@@ -256,8 +257,8 @@ def _check_combination(metrics: tuple[str, ...], dimensions: tuple[str, ...],
         raise QueryError("events cannot be grouped or filtered by source or UTM (events carry none)")
     engaged = [m for m in metrics if m in ENGAGEMENT_METRICS]
     if engaged and tags & PAGEVIEW_ONLY:
-        raise QueryError(f"{', '.join(engaged)} cannot be grouped or filtered by source or UTM "
-                         "(engaged time carries none)")
+        raise QueryError(f"{', '.join(engaged)} cannot be grouped or filtered by source, UTM or "
+                         "entry and exit pages (engaged time carries none)")
     if "visit_duration" in metrics and "page" in tags:
         raise QueryError("visit_duration cannot be grouped or filtered by event:page (a visit spans "
                          "pages): use time_on_page")

@@ -8,11 +8,13 @@ sum of its days wherever each came from (stats/metrics.py).
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import replace
 from datetime import date, datetime
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from . import flux
+from .. import schema
+from . import flux, visits
 from .metrics import Components
 from .plan import Source, Span
 from .query import ENGAGEMENT_METRICS, Query
@@ -43,6 +45,8 @@ class Reads:
                                         span.stop))
         if source.kind == "traffic":
             self._add_traffic(q, records, rows)
+        elif source.kind == "visits":
+            self._add_visits(q, records, rows)
         elif source.kind == "engagement":
             self._add_engagement(q, records, rows)
         else:
@@ -57,6 +61,21 @@ class Reads:
                 rows[k].events += int(rec["_value"])
             else:
                 rows[k].pageviews += int(rec["_value"])
+
+    def _add_visits(self, q: Query, records: list[Record], rows: Rows) -> None:
+        """A visit table's figures (one field per record) into rows; its pageviews are all in a
+        visit, so they are also the views that views_per_visit divides."""
+        for rec in records:
+            k = key(q, rec, rec.get("_time"), self.zone)
+            if k is None:
+                continue
+            row, n = rows[k], int(rec["_value"])
+            field = rec["_field"]
+            if field == "pageviews":
+                row.pageviews += n
+                row.views += n
+            elif field in ("visits", "visitors", "bounces"):
+                setattr(row, field, getattr(row, field) + n)
 
     def _add_traffic(self, q: Query, records: list[Record], rows: Rows) -> None:
         """`_1d` `traffic`: the site's daily figures, one field per record."""
@@ -79,7 +98,9 @@ class Reads:
 
     # -- raw points ----------------------------------------------------------------------------
     def raw(self, q: Query, span: Span, rows: Rows) -> None:
-        if not q.event_scope and set(q.metrics) - {"events"} - ENGAGEMENT_METRICS:
+        if not q.event_scope and q.tags & schema.VISIT_KEYS:
+            self._raw_visits(q, span, rows)
+        elif not q.event_scope and set(q.metrics) - {"events"} - ENGAGEMENT_METRICS:
             self._raw_measurement(q, "pageview", span, rows)
         if set(q.metrics) & ENGAGEMENT_METRICS:
             self._raw_engagement(q, span, rows)
@@ -117,6 +138,28 @@ class Reads:
         for (k, day), found in sessions.items():
             rows[k].visits += len(found)
             rows[k].bounces += sum(1 for s in found if (day, s) in singles)
+
+    def _raw_visits(self, q: Query, span: Span, rows: Rows) -> None:
+        """Pageviews attributed to whole visits (stats/visits.py), then filtered and counted per
+        day as the daily task's visit tables count them."""
+        wanted = ("count", "visitor", "sess_id", "load_ms", "page", "source", *schema.UTM_TAGS,
+                  *sorted(q.tags & flux.RAW_FIELDS["pageview"]))
+        records = self._raw_points(replace(q, filters=()), "pageview", span, wanted)
+        seen: dict[tuple[Key, date], set[str]] = defaultdict(set)
+        counted: dict[tuple[Key, date], dict[str, bool]] = defaultdict(dict)
+        for rec, bounced in visits.attributed(records, self.zone):
+            k = key(q, rec, rec["_time"], self.zone)
+            if k is None or not visits.matches(q.filters, rec):
+                continue
+            day = rec["_time"].astimezone(self.zone).date()
+            _add_point(rows[k], "pageview", rec, day)
+            seen[(k, day)].add(str(rec.get("visitor") or ""))
+            counted[(k, day)][str(rec["sess_id"])] = bounced
+        for (k, _day), found in seen.items():
+            rows[k].visitors += len(found)
+        for (k, _day), found_visits in counted.items():
+            rows[k].visits += len(found_visits)
+            rows[k].bounces += sum(found_visits.values())
 
     def _raw_engagement(self, q: Query, span: Span, rows: Rows) -> None:
         """Engaged time from raw points, counted as the daily rollup does: per site day, each

@@ -400,4 +400,5 @@ def test_the_sites_api_tells_the_dashboard_what_only_events_or_pageviews_carry(m
     assert info["event_dimensions"] == ["event:name", "event:props:note", "event:props:destination",
                                         "event:props:file"]
     assert info["pageview_only_dimensions"] == ["visit:source", "visit:utm_source", "visit:utm_medium",
-                                                "visit:utm_campaign"]
+                                                "visit:utm_campaign", "visit:entry_page",
+                                                "visit:exit_page"]

@@ -1,0 +1,75 @@
+"""The daily task's visit tables (entry pages, exit pages, the visit's source and UTM values) on a
+real influxd, against visits found here independently (tests/support/visits.py)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from analytics_bp import rollups, settings
+from tests.support import visits as known
+from tests.support.datasets import run_rollup, write
+from tests.support.influx import Influx
+
+TABLES = {"entry_pages": ("entry_page",), "exit_pages": ("exit_page",),
+          "visit_sources": ("source",), "visit_utms": ("utm_source", "utm_medium", "utm_campaign")}
+FIELDS = ("visits", "visitors", "pageviews", "bounces")
+
+
+def rolled_up(influx: Influx, bucket: str, top: int) -> None:
+    cfg = settings.load({"ANALYTICS_PERMITTED_DOMAINS": known.SITE, "ANALYTICS_BUCKET": bucket,
+                         "ANALYTICS_RAW_RETENTION": "0", "ANALYTICS_TOP_VALUES": str(top)})
+    rollups.setup(cfg, influx.admin)
+    write(influx, bucket, known.to_lines(known.pageviews()))
+    for day in known.DAYS:  # at midnight: the run that finishes the day, and starts no other one
+        run_rollup(influx, bucket, "daily", day + timedelta(days=1))
+
+
+def stored(influx: Influx, bucket: str, name: str,
+           keys: tuple[str, ...]) -> dict[tuple[Any, ...], dict[str, int]]:
+    out: dict[tuple[Any, ...], dict[str, int]] = {}
+    for r in influx.query('from(bucket: b) |> range(start: 0) |> filter(fn: (r) => r._measurement == m)',
+                          b=bucket + "_1d", m=name):
+        assert r["domain"] == known.SITE
+        stamp: datetime = r["_time"]
+        out.setdefault((stamp.date(), *(r.get(k) for k in keys)), {})[r["_field"]] = r["_value"]
+    return out
+
+
+def test_visit_tables_hold_each_visits_entry_exit_source_and_figures(influx: Influx, bucket: str) -> None:
+    rolled_up(influx, bucket, top=100)
+    found = known.visits(known.pageviews())
+    for name, keys in TABLES.items():
+        assert stored(influx, bucket, name, keys) == known.by_day_and(found, keys), name
+    sources = stored(influx, bucket, "visit_sources", ("source",))
+    # a visit's later pageviews count for its entry's source, and `internal` is only the source
+    # of the half of the midnight visit that falls on the second day
+    google = [v for v in found if v.source == "google.com"]
+    assert sum(f["pageviews"] for (_, s), f in sources.items() if s == "google.com") == sum(
+        v.pageviews for v in google) > len(google)
+    assert [k for k in sources if k[1] == "internal"] == [(known.DAYS[1].date(), "internal")]
+    # every visit's pageviews once, and the three pageviews without a session in none
+    total = sum(f["pageviews"] for f in stored(influx, bucket, "entry_pages", ("entry_page",)).values())
+    assert total == len(known.pageviews()) - 3
+
+
+def test_visit_tables_keep_the_top_values_by_visitors_and_fold_the_rest(influx: Influx, bucket: str) -> None:
+    rolled_up(influx, bucket, top=2)
+    found = known.visits(known.pageviews())
+    for name, keys in TABLES.items():
+        expected = known.by_day_and(found, keys)
+        got = stored(influx, bucket, name, keys)
+        for day in {k[0] for k in expected}:
+            rank = {k: (f["visitors"], f["visits"]) for k, f in expected.items() if k[0] == day}
+            rows = {k: f for k, f in got.items() if k[0] == day}
+            kept = {k for k in rows if "(other)" not in k}
+            folded = set(rank) - kept
+            assert len(kept) == min(2, len(rank)) and kept <= set(rank), name
+            assert all(rows[k] == expected[k] for k in kept), name
+            # ranked by visitors, then visits: no folded value beats a kept one (ties either way)
+            assert not folded or max(rank[k] for k in folded) <= min(rank[k] for k in kept), name
+            if folded:
+                other = rows[(day, *(["(other)"] * len(keys)))]
+                assert other == {f: sum(expected[k][f] for k in folded) for f in FIELDS}, name
+            assert sum(f["visits"] for f in rows.values()) == sum(
+                1 for v in found if v.day == day and any(v.value(k) for k in keys)), name

@@ -1,0 +1,89 @@
+"""Visit dimensions and whole-visit filters in the Stats API, exact in raw-only, rollups-only and
+mixed modes against visits found here independently (tests/support/visits.py)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date, timedelta
+from typing import Any
+
+import pytest
+
+from analytics_bp import rollups, settings
+from analytics_bp.stats.engine import Engine
+from analytics_bp.stats.query import parse
+from tests.support import visits as known
+from tests.support.datasets import run_rollup, write
+from tests.support.influx import Influx
+
+METRICS = ["visitors", "visits", "pageviews", "bounce_rate", "views_per_visit"]
+DIMENSIONS = {"visit:entry_page": "entry_page", "visit:exit_page": "exit_page",
+              "visit:source": "source", "visit:utm_source": "utm_source",
+              "visit:utm_campaign": "utm_campaign"}
+RANGE = [known.DAYS[0].date().isoformat(), known.DAYS[1].date().isoformat()]
+
+
+@pytest.fixture(scope="module")
+def visit_bucket(influx: Influx) -> Any:
+    name = "t_visits_" + known.DAYS[0].strftime("%H%M%S") + str(id(influx))[-6:]
+    cfg = settings.load({"ANALYTICS_PERMITTED_DOMAINS": known.SITE, "ANALYTICS_BUCKET": name,
+                         "ANALYTICS_RAW_RETENTION": "0"})
+    rollups.setup(cfg, influx.admin)
+    write(influx, name, known.to_lines(known.pageviews()))
+    for day in known.DAYS:
+        run_rollup(influx, name, "daily", day + timedelta(days=1))
+    yield name
+    influx.admin.drop_with_rollups(name)
+
+
+def ask(influx: Influx, bucket: str, mode: str, **body: Any) -> dict[str, Any]:
+    cfg = settings.load({"ANALYTICS_PERMITTED_DOMAINS": known.SITE, "ANALYTICS_BUCKET": bucket,
+                         "ANALYTICS_RAW_RETENTION": "0"})
+    mark = known.MODES[mode]
+    engine = Engine(cfg, influx.admin, lambda suffix: mark)
+    query = parse({"site_id": known.SITE, "date_range": RANGE, **body}, lambda: [known.SITE], "UTC",
+                  date(2026, 11, 23), engine.first_day)
+    return engine.run(query)
+
+
+def metrics_of(found: list[known.Visit]) -> list[Any]:
+    f = known.figures(found)
+    return [f["visitors"], f["visits"], f["pageviews"], round(100 * f["bounces"] / f["visits"], 1),
+            round(f["pageviews"] / f["visits"], 2)]
+
+
+@pytest.mark.parametrize("mode", list(known.MODES))
+def test_visit_dimensions_are_exact_in_every_mode(influx: Influx, visit_bucket: str, mode: str) -> None:
+    found = known.visits(known.pageviews())
+    for dimension, attr in DIMENSIONS.items():
+        answer = ask(influx, visit_bucket, mode, metrics=METRICS, dimensions=[dimension],
+                     order_by=[[dimension, "asc"]])
+        groups: dict[str, list[known.Visit]] = defaultdict(list)
+        for v in found:
+            if v.value(attr) is not None:
+                groups[str(v.value(attr))].append(v)
+        assert answer["results"] == [{"metrics": metrics_of(g), "dimensions": [value]}
+                                     for value, g in sorted(groups.items())], dimension
+        rolled = answer["meta"]["answered_from"]["rollups"]
+        assert bool(rolled) == (mode != "raw"), dimension
+
+
+@pytest.mark.parametrize("mode", list(known.MODES))
+def test_a_visit_filter_selects_whole_visits(influx: Influx, visit_bucket: str, mode: str) -> None:
+    found = known.visits(known.pageviews())
+    google = [v for v in found if v.source == "google.com"]
+    answer = ask(influx, visit_bucket, mode, metrics=METRICS,
+                 filters=[["is", "visit:source", ["google.com"]]])
+    assert answer["results"] == [{"metrics": metrics_of(google), "dimensions": []}]
+    assert answer["results"][0]["metrics"][4] > 1  # a visit's later pages count for its source
+    # two visit keys together: read raw (no table keeps both), the same figures
+    picked = [v for v in found if v.source != "direct" and "p" in v.entry_page]
+    both = ask(influx, visit_bucket, mode, metrics=METRICS, dimensions=["visit:exit_page"],
+               filters=[["is_not", "visit:source", ["direct"]], ["contains", "visit:entry_page", ["P"]]],
+               order_by=[["visit:exit_page", "asc"]])
+    groups: dict[str, list[known.Visit]] = defaultdict(list)
+    for v in picked:
+        groups[v.exit_page].append(v)
+    assert both["results"] == [{"metrics": metrics_of(g), "dimensions": [p]}
+                               for p, g in sorted(groups.items())]
+    assert both["meta"]["answered_from"]["rollups"] == []

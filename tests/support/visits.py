@@ -1,0 +1,122 @@
+"""Visits with known entry and exit pages, sources and UTM values over two site days (one visit
+crosses midnight), written as raw points shaped like the collector's, and every visit figure
+computed from them here, independently of the tasks and the Stats API."""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from analytics_bp.schema import raw_line
+
+SITE = "a.example"
+DAYS = (datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 3, 2, tzinfo=UTC))
+PAGES = ("/", "/pricing", "/docs", "/blog", "/about")
+SOURCES = ("google.com", "direct", "news.ycombinator.com", "duckduckgo.com")
+CAMPAIGNS = ({"utm_source": "newsletter", "utm_medium": "email", "utm_campaign": "spring"},
+             {"utm_source": "mastodon", "utm_medium": "social"})
+# For the Stats API: when the daily rollup is complete up to (None: raw points only).
+MODES = {"raw": None, "rollups": DAYS[1] + timedelta(days=1), "mixed": DAYS[1]}
+
+
+def pageviews() -> list[dict[str, Any]]:
+    """Each visit's pageviews in time order: the first carries the visit's referrer source and
+    UTM values (as the collector stores a landing pageview), the later ones `internal` and none."""
+    rnd = random.Random(27)
+    rows: list[dict[str, Any]] = []
+    for d, day in enumerate(DAYS):
+        for s in range(30):
+            start = day + timedelta(hours=8, minutes=rnd.randrange(600), seconds=s)
+            views = rnd.choice((1, 1, 2, 3, 4))
+            utm = CAMPAIGNS[s % 2] if s % 5 == 0 else {}
+            for v in range(views):
+                rows.append({"time": start + timedelta(minutes=2 * v, microseconds=v),
+                             "page": rnd.choice(PAGES),
+                             "source": rnd.choice(SOURCES) if v == 0 else "internal",
+                             **(utm if v == 0 else {}),
+                             "sess": f"{d}-{s}", "visitor": f"v{s % 22}",
+                             "device": ("desktop", "mobile")[s % 2]})
+    # A visit that crosses midnight: a visit of each day, as the daily figures count them.
+    for v, minute in enumerate((-3, -1, 1, 4)):
+        rows.append({"time": DAYS[1] + timedelta(minutes=minute), "page": PAGES[v],
+                     "source": "google.com" if v == 0 else "internal", "sess": "late",
+                     "visitor": "v-late", "device": "desktop"})
+    # Pageviews without a session ID (no agent sent them): counted, but in no visit.
+    for i in range(3):
+        rows.append({"time": DAYS[0] + timedelta(hours=9, seconds=i), "page": "/", "source": "direct",
+                     "visitor": f"no-session-{i}", "device": "desktop"})
+    return rows
+
+
+def to_lines(rows: list[dict[str, Any]]) -> list[str]:
+    out = []
+    for i, r in enumerate(rows):
+        values: dict[str, Any] = {"domain": SITE, "count": 1, "visitor": r["visitor"], "page": r["page"],
+                                  "source": r["source"], "browser": "Firefox", "os": "Linux",
+                                  "device": r["device"], "country": "GB", "timezone": "0",
+                                  "platform": "linux"}
+        values.update({k: r[k] for k in ("utm_source", "utm_medium", "utm_campaign") if k in r})
+        if "sess" in r:
+            values.update(sess_id=r["sess"], pages=1)
+        out.append(raw_line("pageview", values, int(r["time"].timestamp()) * 10**9
+                            + r["time"].microsecond * 1000 + i))
+    return out
+
+
+@dataclass(frozen=True)
+class Visit:
+    day: date
+    entry_page: str
+    exit_page: str
+    source: str
+    utm: tuple[str | None, str | None, str | None]
+    visitor: str
+    pageviews: int
+
+    @property
+    def bounce(self) -> int:
+        return int(self.pageviews == 1)
+
+    def value(self, key: str) -> str | None:
+        if key.startswith("utm_"):
+            return self.utm[("utm_source", "utm_medium", "utm_campaign").index(key)]
+        return str(getattr(self, key))
+
+
+def visits(rows: list[dict[str, Any]]) -> list[Visit]:
+    """One per session ID and site day (UTC here): the first pageview's page, source, UTM and
+    visitor, the last one's page."""
+    grouped: dict[tuple[date, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        if "sess" in r:
+            grouped[(r["time"].date(), r["sess"])].append(r)
+    out = []
+    for (day, _), items in sorted(grouped.items()):
+        items.sort(key=lambda r: r["time"])
+        first, last = items[0], items[-1]
+        out.append(Visit(day, first["page"], last["page"], first["source"],
+                         (first.get("utm_source"), first.get("utm_medium"), first.get("utm_campaign")),
+                         first["visitor"], len(items)))
+    return out
+
+
+def figures(found: list[Visit]) -> dict[str, int]:
+    """Additive parts of a set of visits: visitors are distinct per day, summed over days."""
+    per_day: dict[date, set[str]] = defaultdict(set)
+    for v in found:
+        per_day[v.day].add(v.visitor)
+    return {"visits": len(found), "visitors": sum(len(s) for s in per_day.values()),
+            "pageviews": sum(v.pageviews for v in found), "bounces": sum(v.bounce for v in found)}
+
+
+def by_day_and(found: list[Visit], keys: tuple[str, ...]) -> dict[tuple[Any, ...], dict[str, int]]:
+    """(day, *values) -> figures: what the daily task's visit table for `keys` must hold."""
+    groups: dict[tuple[Any, ...], list[Visit]] = defaultdict(list)
+    for v in found:
+        values = tuple(v.value(k) for k in keys)
+        if any(x is not None for x in values):
+            groups[(v.day, *values)].append(v)
+    return {k: figures(g) for k, g in groups.items()}
