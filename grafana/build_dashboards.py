@@ -41,6 +41,8 @@ def top(bucket: str, measurement: str, columns: list[str], n: int = 20, event: s
     return (
         rollup(bucket, measurement) + where
         + f"  |> group(columns: {cols})\n  |> sum()\n  |> group()\n"
+        # a value only an earlier run of the day kept has zero rows (flux/ranked.flux)
+        + "  |> filter(fn: (r) => r._value > 0)\n"
         + f'  |> sort(columns: ["_value"], desc: true)\n  |> limit(n: {n})'
     )
 

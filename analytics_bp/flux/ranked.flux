@@ -12,6 +12,33 @@
 // Why aggregates and not rows: Flux's `map` and `join` cost 50-300 µs per row here, grouping and
 // pivoting 10-35 µs (bench/topn_probe.py), so each raw row is grouped once, and only the few
 // per-value rows are sorted, cut and folded.
+// A window's rows as this run computed them (stamped at the window's start), plus a zero row for
+// each row an earlier run wrote for the same window that this run no longer has: a value folded
+// into "(other)" since, an exit page no visit ends on any more. InfluxDB overwrites a point of
+// the same series and time, and a task cannot delete one, so without the zeros a window's rows
+// would add up to more than its figures. Only the few per-value rows are touched, never raw ones.
+// `field` is one field every row of `name` has; `prepare` gives the earlier rows the columns the
+// new ones have (a prop or UTM part that is no tag is "" in the new rows); `zero` adds the fields.
+withStale = (tables=<-, name, field, tags, prepare, zero) => {
+    fresh = tables
+        |> duplicate(column: "_start", as: "_time")
+        |> drop(columns: ["_start", "_stop"])
+        |> set(key: "stale", value: "0")
+    earlier = from(bucket: out)
+        |> range(start: start, stop: stop)
+        |> filter(fn: (r) => r._measurement == name and r._field == field)
+        |> keep(columns: ["_time"] |> array.concat(v: tags))
+        |> prepare()
+        |> zero()
+        |> set(key: "stale", value: "1")
+
+    return union(tables: [fresh, earlier])
+        |> group(columns: ["_time"] |> array.concat(v: tags))
+        |> sort(columns: ["stale"])
+        |> first(column: "stale")
+        |> group(columns: tags)
+}
+
 ranked = (tables=<-, every, partition, values, fold, name, prepare=(tables=<-) => tables) => {
     rows = tables
         |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")
@@ -42,15 +69,13 @@ ranked = (tables=<-, every, partition, values, fold, name, prepare=(tables=<-) =
         |> filter(fn: (r) => exists r.hits)
         |> fold()
 
+    tags = partition |> array.filter(fn: (x) => x != "_start" and x != "_stop") |> array.concat(v: values)
+
     return union(tables: [kept, rest])
-        |> duplicate(column: "_start", as: "_time")
+        |> withStale(name: name, field: "count", tags: tags, prepare: prepare,
+            zero: (tables=<-) => tables |> map(fn: (r) => ({r with hits: 0})))
         |> set(key: "_measurement", value: name)
-        |> to(
-            bucket: out,
-            tagColumns: partition |> array.filter(fn: (x) => x != "_start" and x != "_stop")
-                |> array.concat(v: values),
-            fieldFn: (r) => ({"count": r.hits}),
-        )
+        |> to(bucket: out, tagColumns: tags, fieldFn: (r) => ({"count": r.hits}))
         |> yield(name: name)
 }
 

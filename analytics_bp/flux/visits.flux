@@ -82,12 +82,16 @@ rankedVisits = (tables=<-, values, name, fold, prepare=(tables=<-) => tables) =>
         |> filter(fn: (r) => r.visits > 0)
         |> fold()
 
+    tags = ["domain"] |> array.concat(v: values)
+
     return union(tables: [kept, rest])
-        |> duplicate(column: "_start", as: "_time")
+        |> withStale(name: name, field: "visits", tags: tags, prepare: prepare,
+            zero: (tables=<-) => tables
+                |> map(fn: (r) => ({r with visits: 0, visitors: 0, pageviews: 0, bounces: 0})))
         |> set(key: "_measurement", value: name)
         |> to(
             bucket: out,
-            tagColumns: ["domain"] |> array.concat(v: values),
+            tagColumns: tags,
             fieldFn: (r) => ({"visits": r.visits, "visitors": r.visitors, "pageviews": r.pageviews,
                 "bounces": r.bounces}),
         )

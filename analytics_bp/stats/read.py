@@ -55,8 +55,8 @@ class Reads:
     def _add_counts(self, q: Query, source: Source, records: list[Record], rows: Rows) -> None:
         for rec in records:
             k = key(q, rec, rec.get("_time"), self.zone)
-            if k is None:
-                continue
+            if k is None or not rec["_value"]:
+                continue  # a zero row: a value an earlier run of the task kept (ranked.flux)
             if source.measurement == "events":
                 rows[k].events += int(rec["_value"])
             else:
@@ -67,8 +67,8 @@ class Reads:
         visit, so they are also the views that views_per_visit divides."""
         for rec in records:
             k = key(q, rec, rec.get("_time"), self.zone)
-            if k is None:
-                continue
+            if k is None or not rec["_value"]:
+                continue  # zero: nothing to add, and no row for a value an earlier run kept
             row, n = rows[k], int(rec["_value"])
             field = rec["_field"]
             if field == "pageviews":

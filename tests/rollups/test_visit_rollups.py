@@ -16,12 +16,20 @@ TABLES = {"entry_pages": ("entry_page",), "exit_pages": ("exit_page",),
 FIELDS = ("visits", "visitors", "pageviews", "bounces")
 
 
-def rolled_up(influx: Influx, bucket: str, top: int) -> None:
+def rolled_up(influx: Influx, bucket: str, top: int, every_hours: int = 0) -> None:
+    """The known visits rolled up by the daily task: once per day at midnight (the run that
+    finishes the day and starts no other), or, with `every_hours`, also during the days, as
+    the task runs every hour (each run rewrites today so far and yesterday)."""
     cfg = settings.load({"ANALYTICS_PERMITTED_DOMAINS": known.SITE, "ANALYTICS_BUCKET": bucket,
                          "ANALYTICS_RAW_RETENTION": "0", "ANALYTICS_TOP_VALUES": str(top)})
     rollups.setup(cfg, influx.admin)
     write(influx, bucket, known.to_lines(known.pageviews()))
-    for day in known.DAYS:  # at midnight: the run that finishes the day, and starts no other one
+    if every_hours:
+        at = known.DAYS[0] + timedelta(hours=9)
+        while at < known.DAYS[1] + timedelta(days=1):
+            run_rollup(influx, bucket, "daily", at)
+            at += timedelta(hours=every_hours)
+    for day in known.DAYS:
         run_rollup(influx, bucket, "daily", day + timedelta(days=1))
 
 
@@ -33,7 +41,8 @@ def stored(influx: Influx, bucket: str, name: str,
         assert r["domain"] == known.SITE
         stamp: datetime = r["_time"]
         out.setdefault((stamp.date(), *(r.get(k) for k in keys)), {})[r["_field"]] = r["_value"]
-    return out
+    # a row an earlier run of the day wrote and a later one no longer has is all zeros
+    return {k: f for k, f in out.items() if any(f.values())}
 
 
 def test_visit_tables_hold_each_visits_entry_exit_source_and_figures(influx: Influx, bucket: str) -> None:
@@ -53,8 +62,9 @@ def test_visit_tables_hold_each_visits_entry_exit_source_and_figures(influx: Inf
     assert total == len(known.pageviews()) - 3
 
 
-def test_visit_tables_keep_the_top_values_by_visitors_and_fold_the_rest(influx: Influx, bucket: str) -> None:
-    rolled_up(influx, bucket, top=2)
+def assert_ranked(influx: Influx, bucket: str, top: int) -> None:
+    """Each visit table of each day: the `top` values by visitors (then visits; ties either way)
+    with their exact figures, the rest summed into `(other)`."""
     found = known.visits(known.pageviews())
     for name, keys in TABLES.items():
         expected = known.by_day_and(found, keys)
@@ -64,12 +74,30 @@ def test_visit_tables_keep_the_top_values_by_visitors_and_fold_the_rest(influx: 
             rows = {k: f for k, f in got.items() if k[0] == day}
             kept = {k for k in rows if "(other)" not in k}
             folded = set(rank) - kept
-            assert len(kept) == min(2, len(rank)) and kept <= set(rank), name
+            assert len(kept) == min(top, len(rank)) and kept <= set(rank), name
             assert all(rows[k] == expected[k] for k in kept), name
-            # ranked by visitors, then visits: no folded value beats a kept one (ties either way)
             assert not folded or max(rank[k] for k in folded) <= min(rank[k] for k in kept), name
             if folded:
                 other = rows[(day, *(["(other)"] * len(keys)))]
                 assert other == {f: sum(expected[k][f] for k in folded) for f in FIELDS}, name
             assert sum(f["visits"] for f in rows.values()) == sum(
                 1 for v in found if v.day == day and any(v.value(k) for k in keys)), name
+
+
+def test_visit_tables_keep_the_top_values_by_visitors_and_fold_the_rest(influx: Influx, bucket: str) -> None:
+    rolled_up(influx, bucket, top=2)
+    assert_ranked(influx, bucket, top=2)
+
+
+def test_runs_during_the_day_leave_no_row_a_later_run_dropped(influx: Influx, bucket: str) -> None:
+    """The task rewrites today every hour: a value kept at 10:00 and folded by midnight, or an
+    exit page no visit ends on any more once the visit went on, must not keep its earlier row
+    (InfluxDB keeps a point until it is overwritten), or a day's rows add up to more than it had."""
+    rolled_up(influx, bucket, top=2, every_hours=2)
+    assert_ranked(influx, bucket, top=2)
+    pages = stored(influx, bucket, "pages", ("page",))
+    for day in known.DAYS:
+        rows = {k: f for k, f in pages.items() if k[0] == day.date()}
+        assert len(rows) <= 3
+        assert sum(f["count"] for f in rows.values()) == sum(
+            1 for r in known.pageviews() if r["time"].date() == day.date())
