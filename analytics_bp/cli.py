@@ -1,13 +1,15 @@
-"""`flask analytics ...`: setup, tasks, snippet, export."""
+"""`flask analytics ...`: setup, upgrade, tasks, snippet, export."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import click
 from flask.cli import AppGroup
 
-from . import __version__, deploy, rollups
+from . import __version__, deploy, rollups, upgrade
 from .influx import InfluxAdmin
 from .state import AnalyticsState, current_state
 
@@ -28,6 +30,30 @@ def setup_command() -> None:
     try:
         for what, outcome in rollups.setup(state.config, admin).items():
             click.echo(f"{what}: {outcome}")
+    finally:
+        admin.close()
+
+
+@analytics_cli.command("upgrade")
+@click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+              help="First site day to rebuild (default: the oldest raw pageview still kept).")
+@click.option("--until", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+              help="Last site day to rebuild (default: yesterday).")
+def upgrade_command(since: datetime | None, until: datetime | None) -> None:
+    """After upgrading: set up buckets and tasks, then rebuild every rollup of the days still in
+    the raw bucket with the new tasks (up to yesterday; the tasks keep today current)."""
+    admin, state = admin_for_app()
+    cfg = state.config
+    try:
+        for what, outcome in rollups.setup(cfg, admin).items():
+            click.echo(f"{what}: {outcome}")
+        first = since.date() if since else upgrade.first_raw_day(cfg, admin)
+        last = until.date() if until else datetime.now(ZoneInfo(cfg.timezone)).date() - timedelta(days=1)
+        if first is None or first > last:
+            click.echo("nothing to rebuild: no raw pageviews before today")
+            return
+        days = upgrade.rebuild(cfg, admin, first, last, click.echo)
+        click.echo(f"done: {days} days rebuilt from the raw points")
     finally:
         admin.close()
 

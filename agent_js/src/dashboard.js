@@ -27,8 +27,10 @@ const ENGAGED = [
 
 // Breakdown panels: tabs of [label, dimension, metric, extra filters]; clicking a row filters the
 // page by it. Sources leave out `internal` (navigation within the site): they say where visits came from.
+// Entry and exit pages are a visit's first and last page (whole visits: the daily visit tables).
 const PANELS = [
-  ['Top pages', [['Pages', 'event:page', 'pageviews']]],
+  ['Top pages', [['Pages', 'event:page', 'pageviews'], ['Entry pages', 'visit:entry_page', 'visitors'],
+    ['Exit pages', 'visit:exit_page', 'visitors']]],
   ['Sources', [['Sources', 'visit:source', 'pageviews', [['is_not', 'visit:source', ['internal']]]],
     ['UTM source', 'visit:utm_source', 'pageviews'],
     ['UTM medium', 'visit:utm_medium', 'pageviews'], ['UTM campaign', 'visit:utm_campaign', 'pageviews']]],
@@ -41,7 +43,7 @@ const PANELS = [
 // With the agent's outbound links and downloads (ANALYTICS_AGENT_EXTRAS): their own panel.
 const LINK_TABS = { outbound: ['Outbound links', 'event:props:destination', 'events'],
   downloads: ['Downloads', 'event:props:file', 'events'] };
-const LABELS = { pageviews: 'Pageviews', events: 'Events', time_on_page: 'Time on page' };
+const LABELS = { pageviews: 'Pageviews', visitors: 'Visitors', events: 'Events', time_on_page: 'Time on page' };
 
 // Format a metric value for people; the exact API value stays in data-value.
 function fmt(value, kind) {
@@ -220,7 +222,7 @@ async function loadRows(body, [, dimension, metric, extraFilters, second]) {
   if (!data.results.length) { body.replaceChildren(el('p', { class: 'muted' }, 'Nothing in this period.')); return; }
   const top = Math.max(...data.results.map((r) => r.metrics[0]));
   const header = el('div', { class: 'row head' + (extra.length ? ' two' : '') },
-    el('span', {}, dimension.split(':').pop().replace('props:', '')),
+    el('span', {}, dimension.split(':').pop().replace('props:', '').replace('_', ' ')),
     ...extra.map((m) => el('span', { class: 'num2' }, LABELS[m])), el('span', { class: 'num' }, LABELS[metric]));
   body.replaceChildren(header, ...data.results.map((r) => {
     const value = r.dimensions[0];
@@ -258,7 +260,7 @@ function renderFilters() {
   const bar = $('filters');
   bar.hidden = !state.filters.length;
   bar.replaceChildren(...state.filters.map((f, i) => el('button', { class: 'chip', type: 'button', title: 'Remove filter',
-    onclick: () => { state.filters.splice(i, 1); refresh(); } }, f[1].split(':').pop() + ' is ' + label(f[1], f[2][0]) + ' ×')));
+    onclick: () => { state.filters.splice(i, 1); refresh(); } }, f[1].split(':').pop().replace('_', ' ') + ' is ' + label(f[1], f[2][0]) + ' ×')));
 }
 
 async function loadRealtime() {
@@ -281,8 +283,10 @@ async function refresh() {
   loadChart();
   loadRealtime();
   const grid = $('panels');
-  const panels = PANELS.map(([title, tabs]) => [title, title === 'Top pages'
-    ? tabs.map((t) => [...t, undefined, 'time_on_page']) : tabs]);
+  // Time on page beside the pages a visitor viewed (not beside entry or exit pages: engaged time
+  // is a pageview's, not a visit's).
+  const panels = PANELS.map(([title, tabs]) => [title,
+    tabs.map((t) => (t[1] === 'event:page' ? [...t, undefined, 'time_on_page'] : t))]);
   const links = ['outbound', 'downloads'].filter((e) => state.extras.includes(e)).map((e) => LINK_TABS[e]);
   if (links.length) panels.splice(panels.length - 1, 0, ['Links', links]);
   grid.replaceChildren(...panels.map(([title, tabs]) => panelCard(title, tabs)));

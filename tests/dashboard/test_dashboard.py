@@ -145,6 +145,30 @@ def test_dashboard_in_chromium(browser: Browser, stack: tuple[Gunicorn, str]) ->
                   for i in range(rows.count())]
         assert listed == [(r["dimensions"][0], r["metrics"][0]) for r in links["results"]]
     page.click('[data-panel="Links"] button[role=tab]:has-text("Outbound links")')
+    # Entry and exit pages: whole visits, beside the pages; a click filters by the visit's page
+    for tab, dimension in (("Exit pages", "visit:exit_page"), ("Entry pages", "visit:entry_page")):
+        page.click(f'[data-panel="Top pages"] button[role=tab]:has-text("{tab}")')
+        entries = api(server, {"site_id": SITE, "metrics": ["visitors"], "date_range": "30d",
+                               "dimensions": [dimension], "pagination": {"limit": 10}})
+        rows = page.locator(f'[data-panel="Top pages"] .rows[data-dimension="{dimension}"] button.row')
+        expect(rows).to_have_count(len(entries["results"]))
+        assert len(entries["results"]) >= 2
+        listed = [(rows.nth(i).get_attribute("data-value"), int(rows.nth(i).get_attribute("data-count") or 0))
+                  for i in range(rows.count())]
+        assert listed == [(r["dimensions"][0], r["metrics"][0]) for r in entries["results"]]
+    page.screenshot(path=str(ARTIFACTS / "dashboard-entry-pages.png"), full_page=True)
+    entry = str(entries["results"][0]["dimensions"][0])
+    entries_shown = '[data-panel="Top pages"] .rows[data-dimension="visit:entry_page"]'
+    page.click(f'{entries_shown} button.row[data-value="{entry}"]')
+    expect(page.locator(".chip")).to_have_text(f"entry page is {entry} \u00d7")
+    landed = api(server, {"site_id": SITE, "metrics": FIGURES, "date_range": "30d",
+                          "filters": [["is", "visit:entry_page", [entry]]]})
+    expect(page.locator('.figure[data-metric="pageviews"]')).to_have_attribute(
+        "data-value", json.dumps(landed["results"][0]["metrics"][2]))
+    assert figures(page) == as_numbers(landed["results"][0]["metrics"])
+    page.click(".chip")
+    expect(page.locator('.figure[data-metric="pageviews"]')).to_have_attribute(
+        "data-value", json.dumps(expected["results"][0]["metrics"][2]))
     points = json.loads(page.get_attribute("#chart", "data-points") or "[]")
     by_day = api(server, {"site_id": SITE, "metrics": ["visitors", "pageviews"], "date_range": "30d",
                           "dimensions": ["time:day"]})

@@ -3,16 +3,14 @@ real influxd, against visits found here independently (tests/support/visits.py).
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import timedelta
 
 from analytics_bp import rollups, settings
 from tests.support import visits as known
 from tests.support.datasets import run_rollup, write
 from tests.support.influx import Influx
+from tests.support.visits import TABLES, stored
 
-TABLES = {"entry_pages": ("entry_page",), "exit_pages": ("exit_page",),
-          "visit_sources": ("source",), "visit_utms": ("utm_source", "utm_medium", "utm_campaign")}
 FIELDS = ("visits", "visitors", "pageviews", "bounces")
 
 
@@ -31,18 +29,6 @@ def rolled_up(influx: Influx, bucket: str, top: int, every_hours: int = 0) -> No
             at += timedelta(hours=every_hours)
     for day in known.DAYS:
         run_rollup(influx, bucket, "daily", day + timedelta(days=1))
-
-
-def stored(influx: Influx, bucket: str, name: str,
-           keys: tuple[str, ...]) -> dict[tuple[Any, ...], dict[str, int]]:
-    out: dict[tuple[Any, ...], dict[str, int]] = {}
-    for r in influx.query('from(bucket: b) |> range(start: 0) |> filter(fn: (r) => r._measurement == m)',
-                          b=bucket + "_1d", m=name):
-        assert r["domain"] == known.SITE
-        stamp: datetime = r["_time"]
-        out.setdefault((stamp.date(), *(r.get(k) for k in keys)), {})[r["_field"]] = r["_value"]
-    # a row an earlier run of the day wrote and a later one no longer has is all zeros
-    return {k: f for k, f in out.items() if any(f.values())}
 
 
 def test_visit_tables_hold_each_visits_entry_exit_source_and_figures(influx: Influx, bucket: str) -> None:

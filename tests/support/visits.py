@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from analytics_bp.schema import raw_line
+from tests.support.influx import Influx
 
 SITE = "a.example"
 DAYS = (datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 3, 2, tzinfo=UTC))
@@ -120,3 +121,23 @@ def by_day_and(found: list[Visit], keys: tuple[str, ...]) -> dict[tuple[Any, ...
         if any(x is not None for x in values):
             groups[(v.day, *values)].append(v)
     return {k: figures(g) for k, g in groups.items()}
+
+
+# The daily visit tables and the tags each keeps.
+TABLES = {"entry_pages": ("entry_page",), "exit_pages": ("exit_page",),
+          "visit_sources": ("source",), "visit_utms": ("utm_source", "utm_medium", "utm_campaign")}
+
+
+def stored(influx: Influx, bucket: str, name: str,
+           keys: tuple[str, ...]) -> dict[tuple[Any, ...], dict[str, int]]:
+    """A `_1d` visit table as (day, *values) -> figures, without the zero rows."""
+    out: dict[tuple[Any, ...], dict[str, int]] = {}
+    for r in influx.query('from(bucket: b) |> range(start: 0) |> filter(fn: (r) => r._measurement == m)',
+                          b=bucket + "_1d", m=name):
+        assert r["domain"] == SITE
+        stamp: datetime = r["_time"]
+        out.setdefault((stamp.date(), *(r.get(k) for k in keys)), {})[r["_field"]] = r["_value"]
+    # a row an earlier run of the day wrote and a later one no longer has is all zeros
+    return {k: f for k, f in out.items() if any(f.values())}
+
+
