@@ -67,11 +67,11 @@ function engagedMetrics(metrics) {
   return metrics.filter((m) => !(page && m === 'visit_duration'));
 }
 
-// The filters a query may carry: event filters only reach event queries, source/UTM never do.
+// The filters a query may carry: event filters only reach event queries; a visit's (source, UTM,
+// entry or exit page) reach every query, since they select whole visits, their events too.
 function filtersFor(metrics, dims) {
   const eventQuery = metrics.every((m) => m === 'events') || dims.some((d) => state.eventDims.includes(d));
-  return state.filters.filter((f) => (eventQuery ? !state.pageviewOnly.includes(f[1])
-    : !state.eventDims.includes(f[1])));
+  return state.filters.filter((f) => eventQuery || !state.eventDims.includes(f[1]));
 }
 
 async function api(path, body) {

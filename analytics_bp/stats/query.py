@@ -250,11 +250,7 @@ def _check_combination(metrics: tuple[str, ...], dimensions: tuple[str, ...],
         if wrong:
             raise QueryError(f"{', '.join(wrong)} cannot be grouped or filtered by event:name or "
                              "event:props:* (events, visitors and visits can)")
-        if tags & PAGEVIEW_ONLY:
-            raise QueryError("events carry no source or UTM: do not combine them with "
-                             "event:name or event:props:*")
-    elif "events" in metrics and tags & PAGEVIEW_ONLY:
-        raise QueryError("events cannot be grouped or filtered by source or UTM (events carry none)")
+    # Events by (or filtered by) a visit key count the events of those visits (stats/visits.py).
     engaged = [m for m in metrics if m in ENGAGEMENT_METRICS]
     if engaged and tags & PAGEVIEW_ONLY:
         raise QueryError(f"{', '.join(engaged)} cannot be grouped or filtered by source, UTM or "

@@ -98,14 +98,19 @@ class Reads:
 
     # -- raw points ----------------------------------------------------------------------------
     def raw(self, q: Query, span: Span, rows: Rows) -> None:
-        if not q.event_scope and q.tags & schema.VISIT_KEYS:
-            self._raw_visits(q, span, rows)
-        elif not q.event_scope and set(q.metrics) - {"events"} - ENGAGEMENT_METRICS:
-            self._raw_measurement(q, "pageview", span, rows)
+        in_visits = bool(q.tags & schema.VISIT_KEYS)  # a visit key: whole visits
+        if not q.event_scope and set(q.metrics) - {"events"} - ENGAGEMENT_METRICS:
+            if in_visits:
+                self._raw_visits(q, span, rows)
+            else:
+                self._raw_measurement(q, "pageview", span, rows)
         if set(q.metrics) & ENGAGEMENT_METRICS:
             self._raw_engagement(q, span, rows)
         if "events" in q.metrics or q.event_scope:
-            self._raw_measurement(q, "event", span, rows)
+            if in_visits:
+                self._raw_events_in_visits(q, span, rows)
+            else:
+                self._raw_measurement(q, "event", span, rows)
 
     def _raw_points(self, q: Query, measurement: str, span: Span,
                     fields: tuple[str, ...]) -> list[Record]:
@@ -139,12 +144,44 @@ class Reads:
             rows[k].visits += len(found)
             rows[k].bounces += sum(1 for s in found if (day, s) in singles)
 
+    def _visit_pageviews(self, q: Query, span: Span) -> list[Record]:
+        """The site's pageviews of the span, unfiltered, with what attributing them needs."""
+        wanted = ("count", "visitor", "sess_id", "load_ms", "page", "source", *schema.UTM_TAGS,
+                  *sorted(q.tags & flux.RAW_FIELDS["pageview"]))
+        return self._raw_points(replace(q, filters=()), "pageview", span, wanted)
+
+    def _raw_events_in_visits(self, q: Query, span: Span, rows: Rows) -> None:
+        """Events of the visits a visit key selects: each event takes its visit's values (its
+        session's, that site day); an event outside any visit is left out."""
+        found = {(rec["_time"].astimezone(self.zone).date(), str(rec["sess_id"])): rec
+                 for rec, _ in visits.attributed(self._visit_pageviews(q, span), self.zone)}
+        events = self._raw_points(replace(q, filters=()), "event", span,
+                                  ("count", "visitor", "sess_id", *sorted(q.tags & flux.RAW_FIELDS["event"])))
+        seen: dict[tuple[Key, date], set[str]] = defaultdict(set)
+        counted: dict[tuple[Key, date], set[str]] = defaultdict(set)
+        for event in events:
+            day = event["_time"].astimezone(self.zone).date()
+            visit = found.get((day, str(event.get("sess_id"))))
+            if visit is None:
+                continue
+            rec = {**event, **{k: visit.get(k) for k in (*visits.FROM_ENTRY, "entry_page", "exit_page")
+                               if k != "visitor"}}
+            k = key(q, rec, rec["_time"], self.zone)
+            if k is None or not visits.matches(q.filters, rec):
+                continue
+            rows[k].events += int(rec.get("count") or 0)
+            if q.event_scope:
+                seen[(k, day)].add(str(rec.get("visitor") or ""))
+                counted[(k, day)].add(str(rec["sess_id"]))
+        for (k, _day), found_visitors in seen.items():
+            rows[k].visitors += len(found_visitors)
+        for (k, _day), found_visits in counted.items():
+            rows[k].visits += len(found_visits)
+
     def _raw_visits(self, q: Query, span: Span, rows: Rows) -> None:
         """Pageviews attributed to whole visits (stats/visits.py), then filtered and counted per
         day as the daily task's visit tables count them."""
-        wanted = ("count", "visitor", "sess_id", "load_ms", "page", "source", *schema.UTM_TAGS,
-                  *sorted(q.tags & flux.RAW_FIELDS["pageview"]))
-        records = self._raw_points(replace(q, filters=()), "pageview", span, wanted)
+        records = self._visit_pageviews(q, span)
         seen: dict[tuple[Key, date], set[str]] = defaultdict(set)
         counted: dict[tuple[Key, date], dict[str, bool]] = defaultdict(dict)
         for rec, bounced in visits.attributed(records, self.zone):

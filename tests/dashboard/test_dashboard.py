@@ -145,6 +145,11 @@ def test_dashboard_in_chromium(browser: Browser, stack: tuple[Gunicorn, str]) ->
                   for i in range(rows.count())]
         assert listed == [(r["dimensions"][0], r["metrics"][0]) for r in links["results"]]
     page.click('[data-panel="Links"] button[role=tab]:has-text("Outbound links")')
+    points = json.loads(page.get_attribute("#chart", "data-points") or "[]")
+    by_day = api(server, {"site_id": SITE, "metrics": ["visitors", "pageviews"], "date_range": "30d",
+                          "dimensions": ["time:day"]})
+    assert {p[0]: [p[1], p[2]] for p in points if p[2]} == {
+        r["dimensions"][0]: r["metrics"] for r in by_day["results"]}
     # Entry and exit pages: whole visits, beside the pages; a click filters by the visit's page
     for tab, dimension in (("Exit pages", "visit:exit_page"), ("Entry pages", "visit:entry_page")):
         page.click(f'[data-panel="Top pages"] button[role=tab]:has-text("{tab}")')
@@ -166,14 +171,19 @@ def test_dashboard_in_chromium(browser: Browser, stack: tuple[Gunicorn, str]) ->
     expect(page.locator('.figure[data-metric="pageviews"]')).to_have_attribute(
         "data-value", json.dumps(landed["results"][0]["metrics"][2]))
     assert figures(page) == as_numbers(landed["results"][0]["metrics"])
+    # a visit filter reaches the Events panel too: the events of those visits
+    events_shown = page.locator('[data-panel="Events"] .rows[data-dimension="event:name"] button.row')
+    visit_events = api(server, {"site_id": SITE, "metrics": ["events"], "date_range": "30d",
+                                "dimensions": ["event:name"], "pagination": {"limit": 10},
+                                "filters": [["is", "visit:entry_page", [entry]]]})
+    everything = api(server, {"site_id": SITE, "metrics": ["events"], "date_range": "30d",
+                              "dimensions": ["event:name"], "pagination": {"limit": 10}})
+    assert visit_events["results"] and visit_events["results"] != everything["results"]
+    expect(events_shown).to_have_count(len(visit_events["results"]))
+    expect(events_shown.first).to_have_attribute("data-count", str(visit_events["results"][0]["metrics"][0]))
     page.click(".chip")
     expect(page.locator('.figure[data-metric="pageviews"]')).to_have_attribute(
         "data-value", json.dumps(expected["results"][0]["metrics"][2]))
-    points = json.loads(page.get_attribute("#chart", "data-points") or "[]")
-    by_day = api(server, {"site_id": SITE, "metrics": ["visitors", "pageviews"], "date_range": "30d",
-                          "dimensions": ["time:day"]})
-    assert {p[0]: [p[1], p[2]] for p in points if p[2]} == {
-        r["dimensions"][0]: r["metrics"] for r in by_day["results"]}
     page.wait_for_timeout(500)
     page.screenshot(path=str(ARTIFACTS / "dashboard-desktop.png"), full_page=True)
 

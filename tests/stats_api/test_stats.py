@@ -203,8 +203,6 @@ BAD: list[tuple[dict[str, Any], str]] = [
      "filter values for event:page"),
     ({"metrics": ["pageviews"], "date_range": "7d", "dimensions": ["event:name"]},
      "cannot be grouped or filtered by event:name"),
-    ({"metrics": ["events"], "date_range": "7d", "dimensions": ["visit:source"]},
-     "events cannot be grouped or filtered by source"),
     ({"metrics": ["visitors"], "date_range": "12mo", "dimensions": ["time:hour"]},
      "time:hour needs a date_range of at most 31 days"),
     ({"metrics": ["visitors"], "date_range": "7d", "pagination": {"limit": 0}}, "pagination.limit"),

@@ -29,7 +29,7 @@ def visit_bucket(influx: Influx) -> Any:
     cfg = settings.load({"ANALYTICS_PERMITTED_DOMAINS": known.SITE, "ANALYTICS_BUCKET": name,
                          "ANALYTICS_RAW_RETENTION": "0"})
     rollups.setup(cfg, influx.admin)
-    write(influx, name, known.to_lines(known.pageviews()))
+    write(influx, name, known.to_lines(known.pageviews()) + known.event_lines())
     for day in known.DAYS:
         run_rollup(influx, name, "daily", day + timedelta(days=1))
     yield name
@@ -87,3 +87,27 @@ def test_a_visit_filter_selects_whole_visits(influx: Influx, visit_bucket: str, 
     assert both["results"] == [{"metrics": metrics_of(g), "dimensions": [p]}
                                for p, g in sorted(groups.items())]
     assert both["meta"]["answered_from"]["rollups"] == []
+
+
+@pytest.mark.parametrize("mode", list(known.MODES))
+def test_a_visit_filter_selects_the_events_of_those_visits(influx: Influx, visit_bucket: str,
+                                                           mode: str) -> None:
+    found = {(v.day, v.session): v for v in known.visits(known.pageviews())}
+    in_visits = [(found[(e["time"].date(), e["sess"])], e) for e in known.events()
+                 if (e["time"].date(), e.get("sess")) in found]
+    assert len(in_visits) == len(known.events()) - 2  # one has no session, one no visit that day
+    by_source: dict[str, int] = defaultdict(int)
+    for visit, _ in in_visits:
+        by_source[visit.source] += 1
+    answer = ask(influx, visit_bucket, mode, metrics=["events"], dimensions=["visit:source"],
+                 order_by=[["visit:source", "asc"]])
+    assert answer["results"] == [{"metrics": [n], "dimensions": [s]} for s, n in sorted(by_source.items())]
+    google = [(v, e) for v, e in in_visits if v.source == "google.com"]
+    named = ask(influx, visit_bucket, mode, metrics=["events", "visitors", "visits"],
+                dimensions=["event:name"], filters=[["is", "visit:source", ["google.com"]]])
+    days: dict[date, set[str]] = defaultdict(set)
+    for _, e in google:
+        days[e["time"].date()].add(e["visitor"])
+    assert named["results"] == [{"metrics": [len(google), sum(len(d) for d in days.values()),
+                                             len({(v.day, v.session) for v, _ in google})],
+                                 "dimensions": ["signup"]}]

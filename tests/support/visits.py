@@ -67,6 +67,29 @@ def to_lines(rows: list[dict[str, Any]]) -> list[str]:
     return out
 
 
+def events() -> list[dict[str, Any]]:
+    """A `signup` a minute into every third visit, one without a session and one whose session has
+    no pageview that day (both in no visit)."""
+    out = [{"time": r["time"] + timedelta(minutes=1), "sess": r["sess"], "visitor": r["visitor"]}
+           for r in pageviews() if "sess" in r and r["sess"].split("-")[-1].isdigit()
+           and int(r["sess"].split("-")[-1]) % 3 == 0 and r["source"] != "internal"]
+    out.append({"time": DAYS[0] + timedelta(hours=12), "visitor": "v-none"})
+    out.append({"time": DAYS[0] + timedelta(hours=12, seconds=1), "sess": "1-0", "visitor": "v0"})
+    return out
+
+
+def event_lines() -> list[str]:
+    out = []
+    for i, e in enumerate(events()):
+        values: dict[str, Any] = {"domain": SITE, "event": "signup", "count": 1, "visitor": e["visitor"],
+                                  "page": "/", "note": "x", "browser": "Firefox", "os": "Linux",
+                                  "device": "desktop", "country": "GB", "timezone": "0", "platform": "linux"}
+        if "sess" in e:
+            values["sess_id"] = e["sess"]
+        out.append(raw_line("event", values, int(e["time"].timestamp()) * 10**9 + 500 + i))
+    return out
+
+
 @dataclass(frozen=True)
 class Visit:
     day: date
@@ -76,6 +99,7 @@ class Visit:
     utm: tuple[str | None, str | None, str | None]
     visitor: str
     pageviews: int
+    session: str = ""
 
     @property
     def bounce(self) -> int:
@@ -100,7 +124,7 @@ def visits(rows: list[dict[str, Any]]) -> list[Visit]:
         first, last = items[0], items[-1]
         out.append(Visit(day, first["page"], last["page"], first["source"],
                          (first.get("utm_source"), first.get("utm_medium"), first.get("utm_campaign")),
-                         first["visitor"], len(items)))
+                         first["visitor"], len(items), first["sess"]))
     return out
 
 
