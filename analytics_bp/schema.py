@@ -37,7 +37,25 @@ DIMENSION_KEYS = {
 # Keys a visit takes from its first pageview (entry page, source, UTM values) or its last (exit
 # page): a query grouped or filtered by one counts whole visits (docs/schema.md, "Visits").
 VISIT_KEYS = frozenset({"entry_page", "exit_page", "source", *UTM_TAGS})
+# Keys every pageview carries and a visit also takes from its first pageview: a query that counts
+# visits (VISIT_COUNTS) by or filtered by one counts whole visits by that value; a query counting
+# only pageviews or events counts each point by its own (docs/schema.md, "Visits").
+VISIT_ATTRIBUTE_KEYS = frozenset(AGENT_TAGS)
+VISIT_COUNTS = frozenset({"visitors", "visits", "bounce_rate", "views_per_visit"})
 VISIT_FIELDS = ("visits", "visitors", "pageviews", "bounces")
+# The daily task's visit tables (flux/visits.flux), one visit key each, so that a table's distinct
+# visitors are exact for its key (a table of two keys would count a visitor of two combinations
+# of one value twice when summed).
+VISIT_TABLES = {
+    "entry_pages": ("entry_page", "visits by their first page, ranked"),
+    "exit_pages": ("exit_page", "visits by their last page, ranked"),
+    "visit_sources": ("source", "visits by their first pageview's source, ranked"),
+    **{f"visit_{key}s": (key, f"visits with a `{key}`, by their first pageview's, ranked")
+       for key in UTM_TAGS},
+    **{f"visit_{plural}": (key, f"visits by their first pageview's `{key}`, ranked")
+       for key, plural in zip(AGENT_TAGS, ("browsers", "oses", "devices", "countries", "timezones",
+                                           "platforms"), strict=True)},
+}
 
 
 @dataclass(frozen=True)
@@ -107,14 +125,8 @@ MEASUREMENTS: tuple[Measurement, ...] = (
                 "events by name and props, ranked per name", sometimes=("label", "destination", "file")),
     Measurement("1d", "engagement", ("domain", "page"), ("views", "median"),
                 "time on page, per page, ranked (no `(other)` row)"),
-    Measurement("1d", "entry_pages", ("domain", "entry_page"), VISIT_FIELDS,
-                "visits by their first page, ranked"),
-    Measurement("1d", "exit_pages", ("domain", "exit_page"), VISIT_FIELDS,
-                "visits by their last page, ranked"),
-    Measurement("1d", "visit_sources", ("domain", "source"), VISIT_FIELDS,
-                "visits by their first pageview's source, ranked"),
-    Measurement("1d", "visit_utms", ("domain", *UTM_TAGS), VISIT_FIELDS,
-                "visits with a UTM value, by their first pageview's, ranked", sometimes=UTM_TAGS),
+    *(Measurement("1d", name, ("domain", key), VISIT_FIELDS, holds)
+      for name, (key, holds) in VISIT_TABLES.items()),
     Measurement("1d", "usage_seen", ("category", "period"), ("distinct",), "`seen`, kept forever"),
     Measurement("1mo", "traffic", ("domain",),
                 ("pageviews", "visitors", "sessions", "bounces", "visit_seconds", "engaged_visits"),

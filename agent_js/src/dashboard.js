@@ -111,10 +111,16 @@ async function loadFigures() {
   const box = $('figures');
   const shown = FIGURES.concat(state.extras.includes('engagement') ? ENGAGED : []);
   const asked = engagedMetrics(ENGAGED.map((f) => f[0]));
-  const ask = (range) => Promise.all([query(FIGURES.map((f) => f[0]), range),
-    asked.length ? query(asked, range).catch(() => null) : null])
-    .then(([main, engaged]) => ({ query: main.query, values: Object.fromEntries(FIGURES.map((f, i) => [f[0], main.results[0].metrics[i]])
-      .concat(engaged ? asked.map((m, i) => [m, engaged.results[0].metrics[i]]) : [])) }));
+  // Under a filter the rollups keep visits but not load times per value, so past the raw
+  // retention the median load alone is refused: asked apart, it then reads "–" with the reason.
+  const apart = state.filters.length ? ['median_load_time'] : [];
+  const main = FIGURES.map((f) => f[0]).filter((m) => !apart.includes(m));
+  const why = {}; // metric -> why it has no value
+  const side = (metrics, range) => (metrics.length ? query(metrics, range).then((d) => metrics.map((m, i) => [m, d.results[0].metrics[i]]),
+    (err) => { metrics.forEach((m) => { why[m] = err.message; }); return []; }) : Promise.resolve([]));
+  const ask = (range) => Promise.all([query(main, range), side(apart, range), side(asked, range)])
+    .then(([data, load, engaged]) => ({ query: data.query,
+      values: Object.fromEntries(main.map((m, i) => [m, data.results[0].metrics[i]]).concat(load, engaged)) }));
   let now;
   try { now = await ask(); } catch (err) { box.replaceChildren(el('p', { class: 'error' }, err.message)); return; }
   let before = null;
@@ -131,7 +137,10 @@ async function loadFigures() {
     const old = before ? before.values[name] : null;
     const card = el('div', { class: 'figure', 'data-metric': name, 'data-value': value === null ? '' : String(value) },
       el('span', { class: 'label' }, label), el('strong', {}, fmt(value, kind)));
-    if (!(name in now.values)) card.title = 'Engaged time carries no source, UTM or event, and a visit spans pages';
+    if (!(name in now.values)) {
+      card.title = name === 'median_load_time' ? why[name] || ''
+        : 'Engaged time carries no source, UTM or event, and a visit spans pages';
+    }
     if (before && old !== null && value !== null && old !== undefined) {
       const delta = old ? Math.round((100 * (value - old)) / old) : null;
       const better = name === 'bounce_rate' || name === 'median_load_time' ? delta < 0 : delta > 0;

@@ -16,7 +16,9 @@
 visitRows = points(measurement: "pageview")
     |> filter(fn: (r) => r._field == "count" or r._field == "visitor" or r._field == "sess_id"
         or r._field == "page" or r._field == "source" or r._field == "utm_source"
-        or r._field == "utm_medium" or r._field == "utm_campaign")
+        or r._field == "utm_medium" or r._field == "utm_campaign" or r._field == "browser"
+        or r._field == "os" or r._field == "device" or r._field == "country"
+        or r._field == "timezone" or r._field == "platform")
     |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")
     |> filter(fn: (r) => exists r.sess_id)
     |> fill(column: "visitor", value: "")
@@ -98,17 +100,31 @@ rankedVisits = (tables=<-, values, name, fold, prepare=(tables=<-) => tables) =>
         |> yield(name: name)
 }
 
+// One table per visit key (schema.VISIT_TABLES), so that each table's distinct visitors are exact
+// for its key. A key every pageview carries is "unknown" where a point lacked it; a UTM table
+// holds only the visits that have its value.
+visitsBy = (key, name) => visits
+    |> rankedVisits(values: [key], name: name,
+        prepare: (tables=<-) => tables |> fill(column: key, value: "unknown"),
+        fold: (tables=<-) => tables |> set(key: key, value: "(other)"))
+
 visits |> rankedVisits(values: ["entry_page"], name: "entry_pages",
     fold: (tables=<-) => tables |> set(key: "entry_page", value: "(other)"))
 visits |> rankedVisits(values: ["exit_page"], name: "exit_pages",
     fold: (tables=<-) => tables |> set(key: "exit_page", value: "(other)"))
-visits |> rankedVisits(values: ["source"], name: "visit_sources",
-    prepare: (tables=<-) => tables |> fill(column: "source", value: "unknown"),
-    fold: (tables=<-) => tables |> set(key: "source", value: "(other)"))
-visits |> rankedVisits(values: ["utm_source", "utm_medium", "utm_campaign"], name: "visit_utms",
-    prepare: (tables=<-) => tables
-        |> filter(fn: (r) => exists r.utm_source or exists r.utm_medium or exists r.utm_campaign)
-        |> fill(column: "utm_source", value: "") |> fill(column: "utm_medium", value: "")
-        |> fill(column: "utm_campaign", value: ""),
-    fold: (tables=<-) => tables |> set(key: "utm_source", value: "(other)")
-        |> set(key: "utm_medium", value: "(other)") |> set(key: "utm_campaign", value: "(other)"))
+visitsBy(key: "source", name: "visit_sources")
+visits |> rankedVisits(values: ["utm_source"], name: "visit_utm_sources",
+    prepare: (tables=<-) => tables |> filter(fn: (r) => exists r.utm_source),
+    fold: (tables=<-) => tables |> set(key: "utm_source", value: "(other)"))
+visits |> rankedVisits(values: ["utm_medium"], name: "visit_utm_mediums",
+    prepare: (tables=<-) => tables |> filter(fn: (r) => exists r.utm_medium),
+    fold: (tables=<-) => tables |> set(key: "utm_medium", value: "(other)"))
+visits |> rankedVisits(values: ["utm_campaign"], name: "visit_utm_campaigns",
+    prepare: (tables=<-) => tables |> filter(fn: (r) => exists r.utm_campaign),
+    fold: (tables=<-) => tables |> set(key: "utm_campaign", value: "(other)"))
+visitsBy(key: "browser", name: "visit_browsers")
+visitsBy(key: "os", name: "visit_oses")
+visitsBy(key: "device", name: "visit_devices")
+visitsBy(key: "country", name: "visit_countries")
+visitsBy(key: "timezone", name: "visit_timezones")
+visitsBy(key: "platform", name: "visit_platforms")

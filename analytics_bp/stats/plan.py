@@ -92,7 +92,7 @@ def rollup_sources(q: Query, hours_align: bool) -> tuple[Source, ...]:
         sources.append(Source("_1h" if hourly else "_1d", "events", "count"))
         metrics.discard("events")
     if metrics:
-        source = _pageview_source(metrics, tags, hourly)
+        source = _pageview_source(metrics, tags, hourly, q.whole_visits)
         if source is None:
             return ()
         sources.append(source)
@@ -109,10 +109,11 @@ def _engagement_source(engaged: set[str], tags: frozenset[str], hourly: bool) ->
     return None
 
 
-def _pageview_source(metrics: set[str], tags: frozenset[str], hourly: bool) -> Source | None:
+def _pageview_source(metrics: set[str], tags: frozenset[str], hourly: bool,
+                     whole_visits: bool) -> Source | None:
     if not tags and not hourly:
         return TRAFFIC
-    if tags & schema.VISIT_KEYS:
+    if whole_visits:
         return _visit_source(metrics, tags, hourly)
     if metrics != {"pageviews"}:
         return None
@@ -124,11 +125,12 @@ def _pageview_source(metrics: set[str], tags: frozenset[str], hourly: bool) -> S
 
 
 def _visit_source(metrics: set[str], tags: frozenset[str], hourly: bool) -> Source | None:
-    """A visit table keeping every tag of the query (whole visits, per site day), if any."""
+    """The visit table of the query's one visit key (whole visits, per site day), if any: one key
+    per table, since distinct visitors summed over a second key could count a visitor twice."""
     if hourly or not metrics <= VISIT_METRICS:
         return None
-    fitting = [(len(keep), m) for m, keep in VISIT_BREAKDOWNS.items() if tags <= keep]
-    return Source("_1d", min(fitting)[1], "visits") if fitting else None
+    fitting = [m for m, keep in VISIT_BREAKDOWNS.items() if tags == keep]
+    return Source("_1d", fitting[0], "visits") if fitting else None
 
 
 def raw_horizon(raw_retention: int, zone: ZoneInfo, now: datetime) -> date | None:

@@ -78,6 +78,13 @@ class Query:
         return frozenset(dims | {f.tag for f in self.filters})
 
     @property
+    def whole_visits(self) -> bool:
+        """True when the query counts whole visits by their values: grouped or filtered by a visit
+        key, or counting visits by a key a visit takes from its first pageview (schema.py)."""
+        return bool(self.tags & schema.VISIT_KEYS) or bool(
+            self.tags & schema.VISIT_ATTRIBUTE_KEYS and schema.VISIT_COUNTS & set(self.metrics))
+
+    @property
     def time_dimension(self) -> str | None:
         return next((d for d in self.dimensions if d in TIME_DIMENSIONS), None)
 

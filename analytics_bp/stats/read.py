@@ -98,7 +98,7 @@ class Reads:
 
     # -- raw points ----------------------------------------------------------------------------
     def raw(self, q: Query, span: Span, rows: Rows) -> None:
-        in_visits = bool(q.tags & schema.VISIT_KEYS)  # a visit key: whole visits
+        in_visits = q.whole_visits
         if not q.event_scope and set(q.metrics) - {"events"} - ENGAGEMENT_METRICS:
             if in_visits:
                 self._raw_visits(q, span, rows)

@@ -21,7 +21,7 @@ from .. import schema
 from .query import Filter
 
 Record = dict[str, Any]
-FROM_ENTRY = ("source", *schema.UTM_TAGS, "visitor")
+FROM_ENTRY = ("source", *schema.UTM_TAGS, *schema.AGENT_TAGS, "visitor")
 
 
 def attributed(records: Iterable[Record], zone: ZoneInfo) -> Iterator[tuple[Record, bool]]:

@@ -213,6 +213,50 @@ def test_dashboard_in_chromium(browser: Browser, stack: tuple[Gunicorn, str]) ->
     context.close()
 
 
+def test_a_visit_filter_over_12_months_answers_from_the_rollups(browser: Browser, stack: tuple[Gunicorn, str],
+                                                                 tmp_path: Any) -> None:
+    """Raw points kept for two days only: under a country filter over 12 months, the figures and
+    the chart come from the daily visit tables (whole visits by their first pageview's country);
+    the median load, which no rollup keeps per country, reads a dash with the reason, and nothing
+    else fails."""
+    server, _ = stack
+    env = {k: v for k, v in server.env.items() if k.startswith(("ANALYTICS_", "INFLUXDB_"))}
+    env.pop("ANALYTICS_BIND")
+    env.update(ANALYTICS_RAW_RETENTION="2d", ANALYTICS_STATE_DIR=str(tmp_path))
+    with Gunicorn(env, workers=1) as short:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        sign_in(page, short)
+        page.select_option("#period", "12mo")
+        country = page.locator('[data-panel="Countries"] button.row').first
+        value = country.get_attribute("data-value")
+        country.click()
+        expect(page.locator(".chip")).to_contain_text("country is ")
+        shown = FIGURES[:-1]
+        body = {"site_id": SITE, "date_range": "12mo", "filters": [["is", "visit:country", [value]]]}
+        want = api(short, {**body, "metrics": shown})
+        assert want["meta"]["answered_from"]["rollups"]
+        expect(page.locator('.figure[data-metric="visits"]')).to_have_attribute(
+            "data-value", json.dumps(want["results"][0]["metrics"][1]))
+        assert figures(page) == as_numbers([*want["results"][0]["metrics"], None])
+        load = page.locator('.figure[data-metric="median_load_time"]')
+        expect(load).to_have_attribute("data-value", "")
+        expect(load).to_have_attribute("title", re.compile("needs raw data"))
+        expect(load.locator("strong")).to_have_text("\u2013")
+        by_month = api(short, {**body, "metrics": ["visitors", "pageviews"], "dimensions": ["time:month"],
+                               "include": {"time_labels": True}})
+        assert by_month["meta"]["answered_from"]["rollups"] and by_month["results"]
+        months = {r["dimensions"][0]: r["metrics"] for r in by_month["results"]}
+        points = [[m, *months.get(m, [0, 0])] for m in by_month["meta"]["time_labels"]]
+        expect(page.locator("#chart")).to_have_attribute("data-points",
+                                                         json.dumps(points, separators=(",", ":")))
+        assert page.locator("#figures .error").count() == 0 and page.locator("#chart .error").count() == 0
+        page.screenshot(path=str(ARTIFACTS / "dashboard-country-12mo.png"), full_page=True)
+        assert errors == []
+        page.close()
+
+
 CUT_OFF = """() => [...document.querySelectorAll('.row .num, .row .num2, .figure strong')]
   .filter((el) => el.offsetParent !== null)
   .filter((el) => el.scrollWidth > el.clientWidth + 1

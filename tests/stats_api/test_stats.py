@@ -135,22 +135,30 @@ def test_events_and_notes_are_exact_in_every_mode(influx: Influx, rolled: Any, m
 
 
 def test_filtered_visitor_figures_come_from_raw_and_are_exact(influx: Influx, rolled: Any) -> None:
+    """Visitor figures by source under a device filter: whole visits by their first pageview's
+    source and device (this dataset's sessions switch device on every other pageview, so counting
+    pageviews by their own device would give other figures), from raw points: no visit table keeps
+    two keys."""
     bucket, loaded = rolled
     engine = engine_for(influx, bucket, "rollups")  # the rollups cannot answer this: raw is read
     rows = site_rows(loaded)
     answer = ask(engine, metrics=["visitors", "visits", "bounce_rate"], dimensions=["visit:source"],
-                 filters=[["is", "visit:device", ["desktop"]]])
+                 filters=[["is", "visit:device", ["mobile"]]])
     assert answer["meta"]["answered_from"]["rollups"] == []
     got = {r["dimensions"][0]: r["metrics"] for r in answer["results"]}
-    singles = {(d, s) for d, items in per_day(rows).items()
-               for s, n in Counter(r["sess"] for r in items).items() if n == 1}
-    for source in {r["source"] for r in rows}:
-        picked = [r for r in rows if r["source"] == source and r["device"] == "desktop"]
-        days = per_day(picked)
-        visitors = sum(len({r["visitor"] for r in items}) for items in days.values())
-        sessions = {(d, r["sess"]) for d, items in days.items() for r in items}
-        bounce = round(100 * len(sessions & singles) / len(sessions), 1)
-        assert got[source] == [visitors, len(sessions), bounce], source
+    visits: dict[tuple[Any, str], list[dict[str, Any]]] = {}
+    for r in sorted(rows, key=lambda r: r["time"]):
+        visits.setdefault((r["time"].date(), r["sess"]), []).append(r)
+    mobile = {k: v for k, v in visits.items() if v[0]["device"] == "mobile"}
+    touched = {k for k, v in visits.items() if any(r["device"] == "mobile" for r in v)}
+    assert mobile and set(mobile) != touched  # not the visits with a pageview on a phone
+    expected = {}
+    for source in {v[0]["source"] for v in mobile.values()}:
+        picked = {k: v for k, v in mobile.items() if v[0]["source"] == source}
+        visitors = len({(day, v[0]["visitor"]) for (day, _), v in picked.items()})
+        bounce = round(100 * sum(len(v) == 1 for v in picked.values()) / len(picked), 1)
+        expected[source] = [visitors, len(picked), bounce]
+    assert got == expected
 
 
 def test_numbers_equal_the_grafana_panels(influx: Influx, rolled: Any) -> None:

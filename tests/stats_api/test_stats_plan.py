@@ -43,7 +43,16 @@ def marks(daily: datetime | None = None, hourly: datetime | None = None) -> Any:
       "filters": [["is", "visit:device", ["mobile"]]]}, (Source("_1d", "agents", "count"),)),
     # a visit's keys (source, UTM, entry and exit page): the visit tables, whole visits
     ({"metrics": ["pageviews"], "dimensions": ["visit:utm_medium"]},
-     (Source("_1d", "visit_utms", "visits"),)),
+     (Source("_1d", "visit_utm_mediums", "visits"),)),
+    # counting visits by a key every pageview carries: whole visits by their first pageview's
+    ({"metrics": ["visitors", "bounce_rate"], "dimensions": ["visit:browser"]},
+     (Source("_1d", "visit_browsers", "visits"),)),
+    ({"metrics": ["visitors", "visits", "pageviews"], "filters": [["is", "visit:country", ["FR"]]]},
+     (Source("_1d", "visit_countries", "visits"),)),
+    ({"metrics": ["views_per_visit"], "dimensions": ["time:day"],
+      "filters": [["is_not", "visit:platform", ["ios"]]]}, (Source("_1d", "visit_platforms", "visits"),)),
+    ({"metrics": ["visits"], "dimensions": ["visit:timezone"]},
+     (Source("_1d", "visit_timezones", "visits"),)),
     ({"metrics": ["bounce_rate"], "filters": [["is", "visit:source", ["google.com"]]]},
      (Source("_1d", "visit_sources", "visits"),)),
     ({"metrics": ["visitors", "visits", "views_per_visit"], "dimensions": ["visit:entry_page"]},
@@ -70,6 +79,10 @@ def marks(daily: datetime | None = None, hourly: datetime | None = None) -> Any:
     ({"metrics": ["visits"], "dimensions": ["time:hour", "visit:source"]}, ()),
     ({"metrics": ["visitors"], "dimensions": ["event:name"]}, ()),
     ({"metrics": ["pageviews"], "dimensions": ["visit:timezone", "visit:utm_source"]}, ()),
+    # one visit table per key: two keys (distinct visitors would be summed over the second)
+    ({"metrics": ["pageviews"], "dimensions": ["visit:utm_source", "visit:utm_campaign"]}, ()),
+    ({"metrics": ["visitors"], "dimensions": ["visit:browser"],
+      "filters": [["is", "visit:device", ["mobile"]]]}, ()),
     ({"metrics": ["visitors"], "dimensions": ["time:hour"]}, ()),
     ({"metrics": ["time_on_page"], "dimensions": ["visit:browser"]}, ()),
     ({"metrics": ["time_on_page"], "dimensions": ["time:hour"]}, ()),

@@ -19,7 +19,8 @@ from tests.support.influx import Influx
 METRICS = ["visitors", "visits", "pageviews", "bounce_rate", "views_per_visit"]
 DIMENSIONS = {"visit:entry_page": "entry_page", "visit:exit_page": "exit_page",
               "visit:source": "source", "visit:utm_source": "utm_source",
-              "visit:utm_campaign": "utm_campaign"}
+              "visit:utm_medium": "utm_medium", "visit:utm_campaign": "utm_campaign",
+              **{f"visit:{k}": k for k in known.AGENT_KEYS}}
 RANGE = [known.DAYS[0].date().isoformat(), known.DAYS[1].date().isoformat()]
 
 
@@ -111,3 +112,37 @@ def test_a_visit_filter_selects_the_events_of_those_visits(influx: Influx, visit
     assert named["results"] == [{"metrics": [len(google), sum(len(d) for d in days.values()),
                                              len({(v.day, v.session) for v, _ in google})],
                                  "dimensions": ["signup"]}]
+
+
+@pytest.mark.parametrize("mode", list(known.MODES))
+def test_a_device_country_or_zone_filter_counts_whole_visits_by_their_first_pageview(
+        influx: Influx, visit_bucket: str, mode: str) -> None:
+    """The dashboard's figures under a country filter: the visits that began in France, with all
+    their pageviews (the midnight visit's French pageviews count under its first, British one)."""
+    found = known.visits(known.pageviews())
+    french = [v for v in found if v.value("country") == "FR"]
+    answer = ask(influx, visit_bucket, mode, metrics=METRICS, filters=[["is", "visit:country", ["FR"]]])
+    assert answer["results"] == [{"metrics": metrics_of(french), "dimensions": []}]
+    chart = ask(influx, visit_bucket, mode, metrics=["visitors", "pageviews"], dimensions=["time:day"],
+                filters=[["is", "visit:browser", ["Chrome"]]])
+    chrome = [v for v in found if v.value("browser") == "Chrome"]
+    days = sorted({v.day for v in chrome})
+    per_day = [known.figures([v for v in chrome if v.day == d]) for d in days]
+    assert chart["results"] == [{"metrics": [f["visitors"], f["pageviews"]], "dimensions": [d.isoformat()]}
+                                for d, f in zip(days, per_day, strict=True)]
+    assert bool(answer["meta"]["answered_from"]["rollups"]) == (mode != "raw")
+
+
+@pytest.mark.parametrize("mode", list(known.MODES))
+def test_pageviews_alone_by_a_device_country_or_zone_count_each_pageview_by_its_own(
+        influx: Influx, visit_bucket: str, mode: str) -> None:
+    rows = known.pageviews()
+    answer = ask(influx, visit_bucket, mode, metrics=["pageviews"], dimensions=["visit:country"],
+                 order_by=[["visit:country", "asc"]])
+    counted: dict[str, int] = defaultdict(int)
+    for r in rows:
+        counted[r["country"]] += 1
+    assert answer["results"] == [{"metrics": [n], "dimensions": [c]} for c, n in sorted(counted.items())]
+    by_visit = {c: known.figures([v for v in known.visits(rows) if v.value("country") == c])["pageviews"]
+                for c in counted}
+    assert by_visit != dict(counted)  # the midnight visit's French pageviews, and those in no visit

@@ -1,6 +1,7 @@
-"""Visits with known entry and exit pages, sources and UTM values over two site days (one visit
-crosses midnight), written as raw points shaped like the collector's, and every visit figure
-computed from them here, independently of the tasks and the Stats API."""
+"""Visits with known entry and exit pages, sources, UTM values and device attributes over two
+site days (one visit crosses midnight, and changes country on the way), written as raw points
+shaped like the collector's, and every visit figure computed from them here, independently of
+the tasks and the Stats API."""
 
 from __future__ import annotations
 
@@ -19,8 +20,16 @@ PAGES = ("/", "/pricing", "/docs", "/blog", "/about")
 SOURCES = ("google.com", "direct", "news.ycombinator.com", "duckduckgo.com")
 CAMPAIGNS = ({"utm_source": "newsletter", "utm_medium": "email", "utm_campaign": "spring"},
              {"utm_source": "mastodon", "utm_medium": "social"})
+AGENT_KEYS = ("browser", "os", "device", "country", "timezone", "platform")
 # For the Stats API: when the daily rollup is complete up to (None: raw points only).
 MODES = {"raw": None, "rollups": DAYS[1] + timedelta(days=1), "mixed": DAYS[1]}
+
+
+def agent(s: int) -> dict[str, str]:
+    """A session's browser, OS, device, country, time zone and platform: several of each."""
+    return {"browser": ("Firefox", "Chrome", "Safari")[s % 3], "os": ("Linux", "Windows", "Mac OS X")[s % 3],
+            "device": ("desktop", "mobile")[s % 2], "country": ("GB", "FR", "DE", "US")[s % 4],
+            "timezone": ("0", "-60", "300")[s % 3], "platform": ("linux", "windows", "macos")[s % 3]}
 
 
 def pageviews() -> list[dict[str, Any]]:
@@ -38,17 +47,19 @@ def pageviews() -> list[dict[str, Any]]:
                              "page": rnd.choice(PAGES),
                              "source": rnd.choice(SOURCES) if v == 0 else "internal",
                              **(utm if v == 0 else {}),
-                             "sess": f"{d}-{s}", "visitor": f"v{s % 22}",
-                             "device": ("desktop", "mobile")[s % 2]})
-    # A visit that crosses midnight: a visit of each day, as the daily figures count them.
+                             "sess": f"{d}-{s}", "visitor": f"v{s % 22}", **agent(s)})
+    # A visit that crosses midnight: a visit of each day, as the daily figures count them. Its
+    # address changes on the way (a phone's network): its later pageviews come from another
+    # country and time zone, and its visits still count under its first pageview's.
     for v, minute in enumerate((-3, -1, 1, 4)):
         rows.append({"time": DAYS[1] + timedelta(minutes=minute), "page": PAGES[v],
                      "source": "google.com" if v == 0 else "internal", "sess": "late",
-                     "visitor": "v-late", "device": "desktop"})
+                     "visitor": "v-late", **agent(0),
+                     **({"country": "FR", "timezone": "-60"} if v in (1, 3) else {})})
     # Pageviews without a session ID (no agent sent them): counted, but in no visit.
     for i in range(3):
         rows.append({"time": DAYS[0] + timedelta(hours=9, seconds=i), "page": "/", "source": "direct",
-                     "visitor": f"no-session-{i}", "device": "desktop"})
+                     "visitor": f"no-session-{i}", **agent(i)})
     return rows
 
 
@@ -56,9 +67,7 @@ def to_lines(rows: list[dict[str, Any]]) -> list[str]:
     out = []
     for i, r in enumerate(rows):
         values: dict[str, Any] = {"domain": SITE, "count": 1, "visitor": r["visitor"], "page": r["page"],
-                                  "source": r["source"], "browser": "Firefox", "os": "Linux",
-                                  "device": r["device"], "country": "GB", "timezone": "0",
-                                  "platform": "linux"}
+                                  "source": r["source"], **{k: r[k] for k in AGENT_KEYS}}
         values.update({k: r[k] for k in ("utm_source", "utm_medium", "utm_campaign") if k in r})
         if "sess" in r:
             values.update(sess_id=r["sess"], pages=1)
@@ -100,12 +109,16 @@ class Visit:
     visitor: str
     pageviews: int
     session: str = ""
+    agent: tuple[str, ...] = ()  # the first pageview's AGENT_KEYS
+
 
     @property
     def bounce(self) -> int:
         return int(self.pageviews == 1)
 
     def value(self, key: str) -> str | None:
+        if key in AGENT_KEYS:
+            return self.agent[AGENT_KEYS.index(key)]
         if key.startswith("utm_"):
             return self.utm[("utm_source", "utm_medium", "utm_campaign").index(key)]
         return str(getattr(self, key))
@@ -124,7 +137,8 @@ def visits(rows: list[dict[str, Any]]) -> list[Visit]:
         first, last = items[0], items[-1]
         out.append(Visit(day, first["page"], last["page"], first["source"],
                          (first.get("utm_source"), first.get("utm_medium"), first.get("utm_campaign")),
-                         first["visitor"], len(items), first["sess"]))
+                         first["visitor"], len(items), first["sess"],
+                         tuple(first[k] for k in AGENT_KEYS)))
     return out
 
 
@@ -147,9 +161,12 @@ def by_day_and(found: list[Visit], keys: tuple[str, ...]) -> dict[tuple[Any, ...
     return {k: figures(g) for k, g in groups.items()}
 
 
-# The daily visit tables and the tags each keeps.
-TABLES = {"entry_pages": ("entry_page",), "exit_pages": ("exit_page",),
-          "visit_sources": ("source",), "visit_utms": ("utm_source", "utm_medium", "utm_campaign")}
+# The daily visit tables and the tag each keeps.
+TABLES = {"entry_pages": ("entry_page",), "exit_pages": ("exit_page",), "visit_sources": ("source",),
+          "visit_utm_sources": ("utm_source",), "visit_utm_mediums": ("utm_medium",),
+          "visit_utm_campaigns": ("utm_campaign",), "visit_browsers": ("browser",),
+          "visit_oses": ("os",), "visit_devices": ("device",), "visit_countries": ("country",),
+          "visit_timezones": ("timezone",), "visit_platforms": ("platform",)}
 
 
 def stored(influx: Influx, bucket: str, name: str,
