@@ -17,16 +17,19 @@ import functools
 import hmac
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, abort, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from . import pages
 from .privacy import client_ip
+from .settings import Config
 from .state import current_state
+from .stats.plan import raw_horizon
 from .stats.query import (
     DATE_RANGES,
     DIMENSIONS,
@@ -204,7 +207,17 @@ def sites_api() -> Response:
                               "agent_extras": list(state.config.agent_extras),
                               # from the catalogue: which filters a panel's query may carry
                               "event_dimensions": _dimensions_of(EVENT_ONLY),
-                              "pageview_only_dimensions": _dimensions_of(PAGEVIEW_ONLY)}))
+                              "pageview_only_dimensions": _dimensions_of(PAGEVIEW_ONLY),
+                              "raw_days": _raw_days(state.config)}))
+
+
+def _raw_days(cfg: Config) -> list[str] | None:
+    """[the first site day raw points still cover, today], or None when they are kept forever: a
+    filtered breakdown no rollup keeps can still show those days (dashboard.js says so)."""
+    zone = ZoneInfo(cfg.timezone)
+    now = datetime.now(UTC)
+    first = raw_horizon(cfg.raw_retention, zone, now)
+    return None if first is None else [first.isoformat(), now.astimezone(zone).date().isoformat()]
 
 
 def _dimensions_of(keys: frozenset[str]) -> list[str]:

@@ -135,6 +135,8 @@ def run(creds: InfluxCredentials, state: Path, server: LocalInflux | None = None
         task_s = next(q["task_s_per_day"] for q in results["rollup_query"] if q["raw_points"] == biggest)
         results["capacity"] = capacity.measure(creds, admin, server.data_dir, server.proc.pid,
                                                f"bench_rollup_{biggest}", biggest, task_s, state, progress)
+    results["stats_api_12mo"] = stats_api.measure(creds, f"bench_rollup_{biggest}", str(state / "stats12"),
+                                                  biggest, progress, months=12)
     admin.close()
     return results
 
@@ -175,6 +177,11 @@ def table(r: dict[str, Any]) -> str:
         (f'dashboard: all {s["queries"]} queries, one after another', f'{s["page_p95_ms"]} ms p95',
          f'p50 {s["page_p50_ms"]} ms (goal <= 1 s)'),
     ]
+    views = {**s["views"], **r["stats_api_12mo"]["views"]}
+    rows += [(f"dashboard view {name!r}", f'{v["slowest_p95_ms"]} ms / {v["page_p95_ms"]} ms',
+              f'slowest query p95 ("{v["slowest"]}") / whole page p95, {v["repeat"]} runs'
+              + (", 11 months of rollups + the raw month" if name.startswith("12mo") else ""))
+             for name, v in views.items() if name != "30d"]
     c = r.get("capacity")
     if c:
         per_m = c["bytes_per_million"]

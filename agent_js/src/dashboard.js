@@ -8,7 +8,7 @@ const app = document.getElementById('app');
 const prefix = app.dataset.prefix;
 const $ = (id) => document.getElementById(id);
 const state = { site: '', period: '30d', filters: [], noteEvents: [], extras: [], firstDay: '',
-  eventDims: [], pageviewOnly: [] };
+  eventDims: [], rawDays: null };
 
 const FIGURES = [
   ['visitors', 'Unique visitors', 'int'],
@@ -19,7 +19,7 @@ const FIGURES = [
   ['median_load_time', 'Median load', 'ms'],
 ];
 // With the agent's engaged time (ANALYTICS_AGENT_EXTRAS=engagement): asked in a query of their own,
-// since they cannot be filtered by source, UTM or an event (engaged time carries none of those).
+// since they cannot be filtered by an event (a visit filter selects the engaged time of those visits).
 const ENGAGED = [
   ['visit_duration', 'Visit duration', 'dur'],
   ['time_on_page', 'Time on page', 'dur'],
@@ -58,11 +58,11 @@ function fmt(value, kind) {
   return value.toLocaleString('en');
 }
 
-// The engaged-time metrics a query may ask for under the current filters (none under a source,
-// UTM or event filter; no visit duration for a single page).
+// The engaged-time metrics a query may ask for under the current filters (none under an event
+// filter; no visit duration for a single page).
 function engagedMetrics(metrics) {
   if (!state.extras.includes('engagement')) return [];
-  if (state.filters.some((f) => state.pageviewOnly.includes(f[1]) || state.eventDims.includes(f[1]))) return [];
+  if (state.filters.some((f) => state.eventDims.includes(f[1]))) return [];
   const page = state.filters.some((f) => f[1] === 'event:page');
   return metrics.filter((m) => !(page && m === 'visit_duration'));
 }
@@ -138,8 +138,7 @@ async function loadFigures() {
     const card = el('div', { class: 'figure', 'data-metric': name, 'data-value': value === null ? '' : String(value) },
       el('span', { class: 'label' }, label), el('strong', {}, fmt(value, kind)));
     if (!(name in now.values)) {
-      card.title = name === 'median_load_time' ? why[name] || ''
-        : 'Engaged time carries no source, UTM or event, and a visit spans pages';
+      card.title = why[name] || 'Engaged time carries no event, and a visit spans pages';
     }
     if (before && old !== null && value !== null && old !== undefined) {
       const delta = old ? Math.round((100 * (value - old)) / old) : null;
@@ -215,25 +214,36 @@ async function loadRows(body, [, dimension, metric, extraFilters, second]) {
   body.replaceChildren(el('p', { class: 'muted' }, 'Loading…'));
   const extra = second ? engagedMetrics([second]) : [];
   let data;
+  let since = null;
   try {
     const filters = filtersFor([metric], [dimension]).concat(extraFilters || []);
-    data = await query([metric], { dimensions: [dimension], filters, pagination: { limit: 10 } });
+    const ask = (range) => query([metric], { dimensions: [dimension], filters, pagination: { limit: 10 }, ...range });
+    try { data = await ask(); } catch (err) {
+      // Under a filter, a breakdown that no rollup keeps, over a range older than the raw points:
+      // the days raw points still cover, and the panel says so above its rows.
+      if (!(filters.length && state.rawDays && /needs raw data/.test(err.message))) throw err;
+      since = state.rawDays;
+      data = await ask({ date_range: since });
+    }
     // The second figure only for the rows shown: one small query (a month of every page's daily
     // medians would be thousands of rows), merged by the dimension's value.
     if (extra.length && data.results.length) {
       const shown = data.results.map((r) => r.dimensions[0]);
-      const more = await query(extra, { dimensions: [dimension], filters: filters.concat([['is', dimension, shown]]) });
+      const more = await query(extra, { dimensions: [dimension], filters: filters.concat([['is', dimension, shown]]),
+        ...(since ? { date_range: since } : {}) });
       const byValue = new Map(more.results.map((r) => [r.dimensions[0], r.metrics]));
       data.results.forEach((r) => r.metrics.push(...(byValue.get(r.dimensions[0]) || extra.map(() => null))));
     }
   } catch (err) { body.replaceChildren(el('p', { class: 'error' }, err.message)); return; }
   body.dataset.dimension = dimension;
-  if (!data.results.length) { body.replaceChildren(el('p', { class: 'muted' }, 'Nothing in this period.')); return; }
+  const note = since ? [el('p', { class: 'muted since', 'data-since': since[0] },
+    'Since ' + since[0] + ' only: the rollups keep this breakdown unfiltered, and raw data is kept from then.')] : [];
+  if (!data.results.length) { body.replaceChildren(...note, el('p', { class: 'muted' }, 'Nothing in this period.')); return; }
   const top = Math.max(...data.results.map((r) => r.metrics[0]));
   const header = el('div', { class: 'row head' + (extra.length ? ' two' : '') },
     el('span', {}, dimension.split(':').pop().replace('props:', '').replace('_', ' ')),
     ...extra.map((m) => el('span', { class: 'num2' }, LABELS[m])), el('span', { class: 'num' }, LABELS[metric]));
-  body.replaceChildren(header, ...data.results.map((r) => {
+  body.replaceChildren(...note, header, ...data.results.map((r) => {
     const value = r.dimensions[0];
     const row = el('button', { class: 'row' + (extra.length ? ' two' : ''), type: 'button', 'data-value': value,
       'data-count': String(r.metrics[0]), title: 'Filter by ' + value, onclick: () => addFilter(dimension, value) },
@@ -322,9 +332,9 @@ async function start() {
   const info = await api('/api/v1/sites');
   state.noteEvents = info.note_events;
   state.extras = info.agent_extras || [];
-  // Which dimensions only events, or only pageviews, carry: the server's catalogue says.
+  // Which dimensions only events carry: the server's catalogue says.
   state.eventDims = info.event_dimensions;
-  state.pageviewOnly = info.pageview_only_dimensions;
+  state.rawDays = info.raw_days; // [first day raw points still cover, today], or null: kept forever
   const picker = $('site');
   picker.replaceChildren(...info.sites.map((s) => el('option', { value: s }, s)));
   state.site = info.sites.includes(params.get('site')) ? params.get('site') : await busiestSite(info.sites);

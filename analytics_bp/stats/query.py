@@ -257,11 +257,8 @@ def _check_combination(metrics: tuple[str, ...], dimensions: tuple[str, ...],
         if wrong:
             raise QueryError(f"{', '.join(wrong)} cannot be grouped or filtered by event:name or "
                              "event:props:* (events, visitors and visits can)")
-    # Events by (or filtered by) a visit key count the events of those visits (stats/visits.py).
-    engaged = [m for m in metrics if m in ENGAGEMENT_METRICS]
-    if engaged and tags & PAGEVIEW_ONLY:
-        raise QueryError(f"{', '.join(engaged)} cannot be grouped or filtered by source, UTM or "
-                         "entry and exit pages (engaged time carries none)")
+    # Events and engaged time by (or filtered by) a visit key are those of the visits it selects
+    # (stats/visits.py).
     if "visit_duration" in metrics and "page" in tags:
         raise QueryError("visit_duration cannot be grouped or filtered by event:page (a visit spans "
                          "pages): use time_on_page")

@@ -150,25 +150,39 @@ class Reads:
                   *sorted(q.tags & flux.RAW_FIELDS["pageview"]))
         return self._raw_points(replace(q, filters=()), "pageview", span, wanted)
 
-    def _raw_events_in_visits(self, q: Query, span: Span, rows: Rows) -> None:
-        """Events of the visits a visit key selects: each event takes its visit's values (its
-        session's, that site day); an event outside any visit is left out."""
-        found = {(rec["_time"].astimezone(self.zone).date(), str(rec["sess_id"])): rec
-                 for rec, _ in visits.attributed(self._visit_pageviews(q, span), self.zone)}
-        events = self._raw_points(replace(q, filters=()), "event", span,
-                                  ("count", "visitor", "sess_id", *sorted(q.tags & flux.RAW_FIELDS["event"])))
-        seen: dict[tuple[Key, date], set[str]] = defaultdict(set)
-        counted: dict[tuple[Key, date], set[str]] = defaultdict(set)
-        for event in events:
-            day = event["_time"].astimezone(self.zone).date()
-            visit = found.get((day, str(event.get("sess_id"))))
+    def _visits_of(self, q: Query, span: Span) -> dict[tuple[date, str], Record]:
+        """(site day, session) -> its visit's values (a pageview record carrying them)."""
+        return {(rec["_time"].astimezone(self.zone).date(), str(rec["sess_id"])): rec
+                for rec, _ in visits.attributed(self._visit_pageviews(q, span), self.zone)}
+
+    def _in_visits(self, q: Query, span: Span, measurement: str,
+                   fields: tuple[str, ...]) -> list[Record]:
+        """Raw points of `measurement` in the visits the query selects, each with its visit's
+        values in place of its own (its session's visit that site day); a point outside any
+        visit is left out."""
+        found = self._visits_of(q, span)
+        points = self._raw_points(replace(q, filters=()), measurement, span,
+                                  (*fields, "sess_id", *sorted(q.tags & flux.RAW_FIELDS[measurement])))
+        out = []
+        for point in points:
+            visit = found.get((point["_time"].astimezone(self.zone).date(), str(point.get("sess_id"))))
             if visit is None:
                 continue
-            rec = {**event, **{k: visit.get(k) for k in (*visits.FROM_ENTRY, "entry_page", "exit_page")
+            rec = {**point, **{k: visit.get(k) for k in (*visits.FROM_ENTRY, "entry_page", "exit_page")
                                if k != "visitor"}}
+            if visits.matches(q.filters, rec):
+                out.append(rec)
+        return out
+
+    def _raw_events_in_visits(self, q: Query, span: Span, rows: Rows) -> None:
+        """Events of the visits a visit key selects, counted by their visit's values."""
+        seen: dict[tuple[Key, date], set[str]] = defaultdict(set)
+        counted: dict[tuple[Key, date], set[str]] = defaultdict(set)
+        for rec in self._in_visits(q, span, "event", ("count", "visitor")):
             k = key(q, rec, rec["_time"], self.zone)
-            if k is None or not visits.matches(q.filters, rec):
+            if k is None:
                 continue
+            day = rec["_time"].astimezone(self.zone).date()
             rows[k].events += int(rec.get("count") or 0)
             if q.event_scope:
                 seen[(k, day)].add(str(rec.get("visitor") or ""))
@@ -200,8 +214,11 @@ class Reads:
 
     def _raw_engagement(self, q: Query, span: Span, rows: Rows) -> None:
         """Engaged time from raw points, counted as the daily rollup does: per site day, each
-        pageview (session hash and number) once, with the largest running total it sent."""
-        records = self._raw_points(q, "engagement", span, ("seconds", "pageview", "sess_id"))
+        pageview (session hash and number) once, with the largest running total it sent; in a
+        query that counts whole visits, the engaged time of those visits, by their values."""
+        fields = ("seconds", "pageview", "sess_id")
+        records = (self._in_visits(q, span, "engagement", fields) if q.whole_visits
+                   else self._raw_points(q, "engagement", span, fields))
         views: dict[tuple[date, str, int], Record] = {}
         for rec in records:
             view = (rec["_time"].astimezone(self.zone).date(), str(rec.get("sess_id")),

@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Locator, Page, expect
 
 from analytics_bp import rollups, settings
 from analytics_bp.dev import demo_traffic
@@ -82,6 +82,12 @@ def as_numbers(values: list[Any]) -> dict[str, float | None]:
     return {name: None if v is None else float(v) for name, v in zip(FIGURES, values, strict=True)}
 
 
+def listed(rows: Locator) -> list[tuple[str | None, int]]:
+    """The (value, count) of each row a panel shows, in order."""
+    return [(rows.nth(i).get_attribute("data-value"), int(rows.nth(i).get_attribute("data-count") or 0))
+            for i in range(rows.count())]
+
+
 def sign_in(page: Page, server: Gunicorn) -> None:
     page.goto(server.url + "/analytics/dashboard")
     page.fill("#token", TOKEN)
@@ -141,9 +147,7 @@ def test_dashboard_in_chromium(browser: Browser, stack: tuple[Gunicorn, str]) ->
         rows = page.locator(f'[data-panel="Links"] .rows[data-dimension="{dimension}"] button.row')
         expect(rows).to_have_count(len(links["results"]))
         assert len(links["results"]) >= 2
-        listed = [(rows.nth(i).get_attribute("data-value"), int(rows.nth(i).get_attribute("data-count") or 0))
-                  for i in range(rows.count())]
-        assert listed == [(r["dimensions"][0], r["metrics"][0]) for r in links["results"]]
+        assert listed(rows) == [(r["dimensions"][0], r["metrics"][0]) for r in links["results"]]
     page.click('[data-panel="Links"] button[role=tab]:has-text("Outbound links")')
     points = json.loads(page.get_attribute("#chart", "data-points") or "[]")
     by_day = api(server, {"site_id": SITE, "metrics": ["visitors", "pageviews"], "date_range": "30d",
@@ -158,9 +162,7 @@ def test_dashboard_in_chromium(browser: Browser, stack: tuple[Gunicorn, str]) ->
         rows = page.locator(f'[data-panel="Top pages"] .rows[data-dimension="{dimension}"] button.row')
         expect(rows).to_have_count(len(entries["results"]))
         assert len(entries["results"]) >= 2
-        listed = [(rows.nth(i).get_attribute("data-value"), int(rows.nth(i).get_attribute("data-count") or 0))
-                  for i in range(rows.count())]
-        assert listed == [(r["dimensions"][0], r["metrics"][0]) for r in entries["results"]]
+        assert listed(rows) == [(r["dimensions"][0], r["metrics"][0]) for r in entries["results"]]
     page.screenshot(path=str(ARTIFACTS / "dashboard-entry-pages.png"), full_page=True)
     entry = str(entries["results"][0]["dimensions"][0])
     entries_shown = '[data-panel="Top pages"] .rows[data-dimension="visit:entry_page"]'
@@ -217,8 +219,9 @@ def test_a_visit_filter_over_12_months_answers_from_the_rollups(browser: Browser
                                                                  tmp_path: Any) -> None:
     """Raw points kept for two days only: under a country filter over 12 months, the figures and
     the chart come from the daily visit tables (whole visits by their first pageview's country);
-    the median load, which no rollup keeps per country, reads a dash with the reason, and nothing
-    else fails."""
+    the median load, which no rollup keeps per country, reads a dash with the reason; breakdowns
+    that no rollup keeps under a filter show the days raw points still cover and say so; nothing
+    fails."""
     server, _ = stack
     env = {k: v for k, v in server.env.items() if k.startswith(("ANALYTICS_", "INFLUXDB_"))}
     env.pop("ANALYTICS_BIND")
@@ -252,6 +255,25 @@ def test_a_visit_filter_over_12_months_answers_from_the_rollups(browser: Browser
         expect(page.locator("#chart")).to_have_attribute("data-points",
                                                          json.dumps(points, separators=(",", ":")))
         assert page.locator("#figures .error").count() == 0 and page.locator("#chart .error").count() == 0
+        # a breakdown no rollup keeps under a filter: the days raw points still cover, said so
+        request = urllib.request.Request(short.url + "/analytics/api/v1/sites",
+                                         headers={"Authorization": f"Bearer {TOKEN}"})
+        with urllib.request.urlopen(request, timeout=30) as resp:
+            raw_days = json.loads(resp.read())["raw_days"]
+        assert raw_days[1] == want["query"]["date_range"][1] and raw_days[0] > want["query"]["date_range"][0]
+        recent = api(short, {**body, "date_range": raw_days, "metrics": ["pageviews"],
+                             "dimensions": ["event:page"], "pagination": {"limit": 10}})
+        pages = page.locator('[data-panel="Top pages"] .rows')
+        expect(pages.locator("p.since")).to_have_attribute("data-since", raw_days[0])
+        expect(pages.locator("button.row")).to_have_count(len(recent["results"]))
+        assert recent["results"]
+        assert listed(pages.locator("button.row")) == [(r["dimensions"][0], r["metrics"][0])
+                                                        for r in recent["results"]]
+        expect(page.locator("#panels p.muted", has_text="Loading")).to_have_count(0, timeout=30_000)
+        assert page.locator("#panels .error").all_inner_texts() == []
+        # countries by country: the per-pageview rollup keeps that one key, over all 12 months
+        expect(page.locator('[data-panel="Countries"] p.since')).to_have_count(0)
+        expect(page.locator('[data-panel="Countries"] button.row')).to_have_count(1)
         page.screenshot(path=str(ARTIFACTS / "dashboard-country-12mo.png"), full_page=True)
         assert errors == []
         page.close()

@@ -21,8 +21,6 @@ def test_visit_duration_and_time_on_page_refuse_what_they_cannot_answer() -> Non
     for body, reason in (
             ({"metrics": ["visit_duration"], "dimensions": ["event:page"]}, "visit_duration cannot be "
              "grouped or filtered by event:page"),
-            ({"metrics": ["time_on_page"], "dimensions": ["visit:source"]}, "time_on_page cannot be "
-             "grouped or filtered by source, UTM or entry and exit pages"),
             ({"metrics": ["time_on_page"], "dimensions": ["event:props:destination"]},
              "time_on_page cannot be grouped or filtered by event:name or event:props:*"),
             ({"metrics": ["pageviews"], "filters": [["is", "event:props:file", ["/a.pdf"]]]},

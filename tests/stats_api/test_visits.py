@@ -3,6 +3,7 @@ mixed modes against visits found here independently (tests/support/visits.py).""
 
 from __future__ import annotations
 
+import statistics
 from collections import defaultdict
 from datetime import date, timedelta
 from typing import Any
@@ -30,7 +31,7 @@ def visit_bucket(influx: Influx) -> Any:
     cfg = settings.load({"ANALYTICS_PERMITTED_DOMAINS": known.SITE, "ANALYTICS_BUCKET": name,
                          "ANALYTICS_RAW_RETENTION": "0"})
     rollups.setup(cfg, influx.admin)
-    write(influx, name, known.to_lines(known.pageviews()) + known.event_lines())
+    write(influx, name, known.to_lines(known.pageviews()) + known.event_lines() + known.engagement_lines())
     for day in known.DAYS:
         run_rollup(influx, name, "daily", day + timedelta(days=1))
     yield name
@@ -146,3 +147,34 @@ def test_pageviews_alone_by_a_device_country_or_zone_count_each_pageview_by_its_
     by_visit = {c: known.figures([v for v in known.visits(rows) if v.value("country") == c])["pageviews"]
                 for c in counted}
     assert by_visit != dict(counted)  # the midnight visit's French pageviews, and those in no visit
+
+
+@pytest.mark.parametrize("mode", list(known.MODES))
+def test_a_visit_filter_selects_the_engaged_time_of_those_visits(influx: Influx, visit_bucket: str,
+                                                                 mode: str) -> None:
+    """Visit duration and time on page by entry page and under a source filter: the engaged time
+    of those visits' pageviews (each pageview's largest running total), from raw points."""
+    visit_of = {(v.day, v.session): v for v in known.visits(known.pageviews())}
+    largest: dict[tuple[date, str, int], int] = {}
+    for e in known.engagement():
+        view = (e["time"].date(), e["sess"], e["pageview"])
+        largest[view] = max(largest.get(view, 0), e["seconds"])
+
+    def expected(keep: Any) -> list[Any]:
+        per_visit: dict[tuple[date, str], int] = defaultdict(int)
+        seconds = []
+        for (day, sess, _), n in largest.items():
+            if keep(visit_of[(day, sess)]):
+                per_visit[(day, sess)] += n
+                seconds.append(n)
+        return [round(sum(per_visit.values()) / len(per_visit)), float(statistics.median(seconds))]
+
+    answer = ask(influx, visit_bucket, mode, metrics=["visit_duration", "time_on_page"],
+                 filters=[["is", "visit:source", ["google.com"]]])
+    assert answer["results"] == [{"metrics": expected(lambda v: v.source == "google.com"),
+                                  "dimensions": []}]
+    assert answer["results"] != [{"metrics": expected(lambda v: True), "dimensions": []}]
+    by_entry = ask(influx, visit_bucket, mode, metrics=["visit_duration", "time_on_page"],
+                   dimensions=["visit:entry_page"], order_by=[["visit:entry_page", "asc"]])
+    assert by_entry["results"] == [{"metrics": expected(lambda v, p=p: v.entry_page == p), "dimensions": [p]}
+                                   for p in sorted({v.entry_page for v in visit_of.values()})]
