@@ -93,9 +93,9 @@ def add_older_months(creds: InfluxCredentials, bucket: str, progress: Callable[[
             f"""from(bucket: b) |> range(start: start, stop: stop)
   |> filter(fn: (r) => r._measurement != "usage_seen")
   |> timeShift(duration: -{30 * k}d) |> to(bucket: b)
-  |> keep(columns: ["_time"]) |> group() |> count(column: "_time")""",
+  |> keep(columns: ["_measurement"]) |> group() |> count(column: "_measurement")""",
             params={"b": daily, "start": first, "stop": first + timedelta(days=30)})
-        written += int(rows[0]["_time"]) if rows else 0
+        written += int(rows[0]["_measurement"]) if rows else 0
         progress(f"older rollups: month {k}/{OLDER_MONTHS} written ({written:,} points)")
     admin.close()
     return written
