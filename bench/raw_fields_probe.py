@@ -60,6 +60,16 @@ def _unescape(tag_value: str) -> str:
     return plain.replace("\\", "\\\\").replace('"', '\\"')
 
 
+def pivoted_day(bucket: str, fields: tuple[str, ...]) -> str:
+    """Flux reading the fixed day's pageviews with `fields`, one row per point, per site: where
+    the probes' queries start (`bucket` is Flux: a parameter name or a quoted literal)."""
+    wanted = " or ".join(f'r._field == "{f}"' for f in fields)
+    return (f'from(bucket: {bucket}) |> range(start: 2026-01-01T00:00:00Z, stop: 2026-01-02T00:00:00Z) '
+            f'|> filter(fn: (r) => r._measurement == "pageview" and ({wanted})) '
+            '|> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value") '
+            '|> group(columns: ["domain"]) ')
+
+
 RANGE = 'from(bucket: b) |> range(start: 2026-01-01T00:00:00Z, stop: 2026-01-02T00:00:00Z) '
 SITE = '|> filter(fn: (r) => r._measurement == "pageview" and r.domain == "a.example") '
 QUERIES = {

@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import dataset
 import throwaway
 from ingest import deliver
-from raw_fields_probe import DAY_NS, as_v2
+from raw_fields_probe import DAY_NS, as_v2, pivoted_day
 
 from analytics_bp.dev.admin import Admin
 from analytics_bp.influx import InfluxTarget
@@ -47,11 +47,7 @@ TOP = int(os.environ.get("PROBE_TOP", "100"))
 REPEAT = int(os.environ.get("PROBE_REPEAT", "3"))
 T0 = time.monotonic()
 
-DAY = ('from(bucket: b) |> range(start: 2026-01-01T00:00:00Z, stop: 2026-01-02T00:00:00Z) '
-       '|> filter(fn: (r) => r._measurement == "pageview" and (r._field == "page" or r._field == "visitor" '
-       'or r._field == "count")) '
-       '|> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value") '
-       '|> group(columns: ["domain"]) ')
+DAY = pivoted_day("b", ("page", "visitor", "count"))
 RANK = (DAY + '|> group(columns: ["domain", "page"]) |> distinct(column: "visitor") |> count() '
         '|> group(columns: ["domain"]) |> top(n: n, columns: ["_value"]) ')
 KEPT = ('import "array"\nimport "dict"\n'

@@ -25,7 +25,7 @@ sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 import dataset
 import throwaway
 from ingest import deliver
-from raw_fields_probe import DAY_NS
+from raw_fields_probe import DAY_NS, pivoted_day
 
 from analytics_bp.influx import InfluxTarget
 from analytics_bp.rollups import _flux_file
@@ -34,11 +34,7 @@ POINTS = int(os.environ.get("PROBE_POINTS", "44000"))
 REPEAT = int(os.environ.get("PROBE_REPEAT", "3"))
 T0 = time.monotonic()
 
-DAY = ('from(bucket: "v2") |> range(start: 2026-01-01T00:00:00Z, stop: 2026-01-02T00:00:00Z) '
-       '|> filter(fn: (r) => r._measurement == "pageview" and (r._field == "page" or r._field == "visitor" '
-       'or r._field == "sess_id" or r._field == "source" or r._field == "count")) '
-       '|> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value") '
-       '|> group(columns: ["domain"]) ')
+DAY = pivoted_day('"v2"', ("page", "visitor", "sess_id", "source", "count"))
 COUNT = '|> count(column: "count") |> group()'
 # The shipped text, with the task's names bound to one fixed day.
 SHIPPED = ('import "array"\nraw = "v2"\nout = "v2"\ntop = 100\nstart = 2026-01-01T00:00:00Z\n'

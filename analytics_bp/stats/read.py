@@ -13,7 +13,6 @@ from datetime import date, datetime
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from .. import schema
 from . import flux, visits
 from .metrics import Components
 from .plan import Source, Span
@@ -145,8 +144,11 @@ class Reads:
             rows[k].bounces += sum(1 for s in found if (day, s) in singles)
 
     def _visit_pageviews(self, q: Query, span: Span) -> list[Record]:
-        """The site's pageviews of the span, unfiltered, with what attributing them needs."""
-        wanted = ("count", "visitor", "sess_id", "load_ms", "page", "source", *schema.UTM_TAGS,
+        """The site's pageviews of the span, unfiltered, with what attributing them needs and
+        nothing more: each field is a column of every row read (and pivoted) from a month of raw
+        points, so the visit keys the query does not use are left out."""
+        load = ("load_ms",) if "median_load_time" in q.metrics else ()
+        wanted = ("count", "visitor", "sess_id", "page", *load,
                   *sorted(q.tags & flux.RAW_FIELDS["pageview"]))
         return self._raw_points(replace(q, filters=()), "pageview", span, wanted)
 

@@ -88,6 +88,19 @@ def listed(rows: Locator) -> list[tuple[str | None, int]]:
             for i in range(rows.count())]
 
 
+def assert_tab(page: Page, server: Gunicorn, panel: str, tab: str, dimension: str,
+               metric: str) -> dict[str, Any]:
+    """Open a panel's tab: its rows are the Stats API's top ten, in order (at least two)."""
+    page.click(f'[data-panel="{panel}"] button[role=tab]:has-text("{tab}")')
+    answer = api(server, {"site_id": SITE, "metrics": [metric], "date_range": "30d",
+                          "dimensions": [dimension], "pagination": {"limit": 10}})
+    rows = page.locator(f'[data-panel="{panel}"] .rows[data-dimension="{dimension}"] button.row')
+    expect(rows).to_have_count(len(answer["results"]))
+    assert len(answer["results"]) >= 2
+    assert listed(rows) == [(r["dimensions"][0], r["metrics"][0]) for r in answer["results"]]
+    return answer
+
+
 def sign_in(page: Page, server: Gunicorn) -> None:
     page.goto(server.url + "/analytics/dashboard")
     page.fill("#token", TOKEN)
@@ -141,13 +154,7 @@ def test_dashboard_in_chromium(browser: Browser, stack: tuple[Gunicorn, str]) ->
     assert [float(cells.nth(i).get_attribute("data-value") or "nan") for i in range(cells.count())] == [
         r["metrics"][1] for r in times["results"]]
     for tab, dimension in (("Outbound links", "event:props:destination"), ("Downloads", "event:props:file")):
-        page.click(f'[data-panel="Links"] button[role=tab]:has-text("{tab}")')
-        links = api(server, {"site_id": SITE, "metrics": ["events"], "date_range": "30d",
-                             "dimensions": [dimension], "pagination": {"limit": 10}})
-        rows = page.locator(f'[data-panel="Links"] .rows[data-dimension="{dimension}"] button.row')
-        expect(rows).to_have_count(len(links["results"]))
-        assert len(links["results"]) >= 2
-        assert listed(rows) == [(r["dimensions"][0], r["metrics"][0]) for r in links["results"]]
+        assert_tab(page, server, "Links", tab, dimension, "events")
     page.click('[data-panel="Links"] button[role=tab]:has-text("Outbound links")')
     points = json.loads(page.get_attribute("#chart", "data-points") or "[]")
     by_day = api(server, {"site_id": SITE, "metrics": ["visitors", "pageviews"], "date_range": "30d",
@@ -156,13 +163,7 @@ def test_dashboard_in_chromium(browser: Browser, stack: tuple[Gunicorn, str]) ->
         r["dimensions"][0]: r["metrics"] for r in by_day["results"]}
     # Entry and exit pages: whole visits, beside the pages; a click filters by the visit's page
     for tab, dimension in (("Exit pages", "visit:exit_page"), ("Entry pages", "visit:entry_page")):
-        page.click(f'[data-panel="Top pages"] button[role=tab]:has-text("{tab}")')
-        entries = api(server, {"site_id": SITE, "metrics": ["visitors"], "date_range": "30d",
-                               "dimensions": [dimension], "pagination": {"limit": 10}})
-        rows = page.locator(f'[data-panel="Top pages"] .rows[data-dimension="{dimension}"] button.row')
-        expect(rows).to_have_count(len(entries["results"]))
-        assert len(entries["results"]) >= 2
-        assert listed(rows) == [(r["dimensions"][0], r["metrics"][0]) for r in entries["results"]]
+        entries = assert_tab(page, server, "Top pages", tab, dimension, "visitors")
     page.screenshot(path=str(ARTIFACTS / "dashboard-entry-pages.png"), full_page=True)
     entry = str(entries["results"][0]["dimensions"][0])
     entries_shown = '[data-panel="Top pages"] .rows[data-dimension="visit:entry_page"]'
