@@ -104,8 +104,8 @@ def test_series_bounds_follow_from_settings_alone() -> None:
     events), one for the site's figures."""
     assert schema.series_bound("raw", 100, 5) == 1 + 5 + 1
     assert schema.series_bound("1h", 100, 5) == 1 + 4 * 101 + 5 * 101
-    # six pageview breakdowns, four visit tables, events per name, engagement
-    assert schema.series_bound("1d", 10, 2) == 1 + 6 * 11 + 4 * 11 + 2 * 11 + 11
+    # six pageview breakdowns, twelve visit tables (one key each), events per name, engagement
+    assert schema.series_bound("1d", 10, 2) == 1 + 6 * 11 + 12 * 11 + 2 * 11 + 11
     assert schema.series_bound("1mo", 10, 2) == 1
 
 
