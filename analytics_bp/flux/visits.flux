@@ -101,30 +101,22 @@ rankedVisits = (tables=<-, values, name, fold, prepare=(tables=<-) => tables) =>
 }
 
 // One table per visit key (schema.VISIT_TABLES), so that each table's distinct visitors are exact
-// for its key. A key every pageview carries is "unknown" where a point lacked it; a UTM table
-// holds only the visits that have its value.
-visitsBy = (key, name) => visits
+// for its key. A key every pageview carries is "unknown" where a point lacked it (the entry and
+// exit pages never do); a UTM table holds only the visits that have its value (`has`).
+visitsWith = (key, name, has=(r) => true) => visits
     |> rankedVisits(values: [key], name: name,
-        prepare: (tables=<-) => tables |> fill(column: key, value: "unknown"),
+        prepare: (tables=<-) => tables |> filter(fn: has) |> fill(column: key, value: "unknown"),
         fold: (tables=<-) => tables |> set(key: key, value: "(other)"))
 
-visits |> rankedVisits(values: ["entry_page"], name: "entry_pages",
-    fold: (tables=<-) => tables |> set(key: "entry_page", value: "(other)"))
-visits |> rankedVisits(values: ["exit_page"], name: "exit_pages",
-    fold: (tables=<-) => tables |> set(key: "exit_page", value: "(other)"))
-visitsBy(key: "source", name: "visit_sources")
-visits |> rankedVisits(values: ["utm_source"], name: "visit_utm_sources",
-    prepare: (tables=<-) => tables |> filter(fn: (r) => exists r.utm_source),
-    fold: (tables=<-) => tables |> set(key: "utm_source", value: "(other)"))
-visits |> rankedVisits(values: ["utm_medium"], name: "visit_utm_mediums",
-    prepare: (tables=<-) => tables |> filter(fn: (r) => exists r.utm_medium),
-    fold: (tables=<-) => tables |> set(key: "utm_medium", value: "(other)"))
-visits |> rankedVisits(values: ["utm_campaign"], name: "visit_utm_campaigns",
-    prepare: (tables=<-) => tables |> filter(fn: (r) => exists r.utm_campaign),
-    fold: (tables=<-) => tables |> set(key: "utm_campaign", value: "(other)"))
-visitsBy(key: "browser", name: "visit_browsers")
-visitsBy(key: "os", name: "visit_oses")
-visitsBy(key: "device", name: "visit_devices")
-visitsBy(key: "country", name: "visit_countries")
-visitsBy(key: "timezone", name: "visit_timezones")
-visitsBy(key: "platform", name: "visit_platforms")
+visitsWith(key: "entry_page", name: "entry_pages")
+visitsWith(key: "exit_page", name: "exit_pages")
+visitsWith(key: "source", name: "visit_sources")
+visitsWith(key: "utm_source", name: "visit_utm_sources", has: (r) => exists r.utm_source)
+visitsWith(key: "utm_medium", name: "visit_utm_mediums", has: (r) => exists r.utm_medium)
+visitsWith(key: "utm_campaign", name: "visit_utm_campaigns", has: (r) => exists r.utm_campaign)
+visitsWith(key: "browser", name: "visit_browsers")
+visitsWith(key: "os", name: "visit_oses")
+visitsWith(key: "device", name: "visit_devices")
+visitsWith(key: "country", name: "visit_countries")
+visitsWith(key: "timezone", name: "visit_timezones")
+visitsWith(key: "platform", name: "visit_platforms")

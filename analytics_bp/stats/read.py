@@ -21,6 +21,7 @@ from .rows import Key, key
 
 Rows = dict[Key, Components]
 Record = dict[str, Any]
+Viewed = list[tuple[Record, bool]]  # pageviews with their visit's values, and whether it bounced
 
 
 class Reader(Protocol):
@@ -97,17 +98,20 @@ class Reads:
 
     # -- raw points ----------------------------------------------------------------------------
     def raw(self, q: Query, span: Span, rows: Rows) -> None:
-        in_visits = q.whole_visits
+        # A query counting whole visits attributes the span's pageviews to their visits once, for
+        # its pageviews, events and engaged time alike (each read costs the whole span).
+        viewed = (list(visits.attributed(self._visit_pageviews(q, span), self.zone))
+                  if q.whole_visits else None)
         if not q.event_scope and set(q.metrics) - {"events"} - ENGAGEMENT_METRICS:
-            if in_visits:
-                self._raw_visits(q, span, rows)
+            if viewed is not None:
+                self._raw_visits(q, viewed, rows)
             else:
                 self._raw_measurement(q, "pageview", span, rows)
         if set(q.metrics) & ENGAGEMENT_METRICS:
-            self._raw_engagement(q, span, rows)
+            self._raw_engagement(q, span, rows, viewed)
         if "events" in q.metrics or q.event_scope:
-            if in_visits:
-                self._raw_events_in_visits(q, span, rows)
+            if viewed is not None:
+                self._raw_events_in_visits(q, span, viewed, rows)
             else:
                 self._raw_measurement(q, "event", span, rows)
 
@@ -152,17 +156,13 @@ class Reads:
                   *sorted(q.tags & flux.RAW_FIELDS["pageview"]))
         return self._raw_points(replace(q, filters=()), "pageview", span, wanted)
 
-    def _visits_of(self, q: Query, span: Span) -> dict[tuple[date, str], Record]:
-        """(site day, session) -> its visit's values (a pageview record carrying them)."""
-        return {(rec["_time"].astimezone(self.zone).date(), str(rec["sess_id"])): rec
-                for rec, _ in visits.attributed(self._visit_pageviews(q, span), self.zone)}
-
-    def _in_visits(self, q: Query, span: Span, measurement: str,
+    def _in_visits(self, q: Query, span: Span, viewed: Viewed, measurement: str,
                    fields: tuple[str, ...]) -> list[Record]:
         """Raw points of `measurement` in the visits the query selects, each with its visit's
         values in place of its own (its session's visit that site day); a point outside any
         visit is left out."""
-        found = self._visits_of(q, span)
+        found = {(rec["_time"].astimezone(self.zone).date(), str(rec["sess_id"])): rec
+                 for rec, _ in viewed}
         points = self._raw_points(replace(q, filters=()), measurement, span,
                                   (*fields, "sess_id", *sorted(q.tags & flux.RAW_FIELDS[measurement])))
         out = []
@@ -176,11 +176,11 @@ class Reads:
                 out.append(rec)
         return out
 
-    def _raw_events_in_visits(self, q: Query, span: Span, rows: Rows) -> None:
+    def _raw_events_in_visits(self, q: Query, span: Span, viewed: Viewed, rows: Rows) -> None:
         """Events of the visits a visit key selects, counted by their visit's values."""
         seen: dict[tuple[Key, date], set[str]] = defaultdict(set)
         counted: dict[tuple[Key, date], set[str]] = defaultdict(set)
-        for rec in self._in_visits(q, span, "event", ("count", "visitor")):
+        for rec in self._in_visits(q, span, viewed, "event", ("count", "visitor")):
             k = key(q, rec, rec["_time"], self.zone)
             if k is None:
                 continue
@@ -194,13 +194,12 @@ class Reads:
         for (k, _day), found_visits in counted.items():
             rows[k].visits += len(found_visits)
 
-    def _raw_visits(self, q: Query, span: Span, rows: Rows) -> None:
+    def _raw_visits(self, q: Query, viewed: Viewed, rows: Rows) -> None:
         """Pageviews attributed to whole visits (stats/visits.py), then filtered and counted per
         day as the daily task's visit tables count them."""
-        records = self._visit_pageviews(q, span)
         seen: dict[tuple[Key, date], set[str]] = defaultdict(set)
         counted: dict[tuple[Key, date], dict[str, bool]] = defaultdict(dict)
-        for rec, bounced in visits.attributed(records, self.zone):
+        for rec, bounced in viewed:
             k = key(q, rec, rec["_time"], self.zone)
             if k is None or not visits.matches(q.filters, rec):
                 continue
@@ -214,13 +213,13 @@ class Reads:
             rows[k].visits += len(found_visits)
             rows[k].bounces += sum(found_visits.values())
 
-    def _raw_engagement(self, q: Query, span: Span, rows: Rows) -> None:
+    def _raw_engagement(self, q: Query, span: Span, rows: Rows, viewed: Viewed | None) -> None:
         """Engaged time from raw points, counted as the daily rollup does: per site day, each
         pageview (session hash and number) once, with the largest running total it sent; in a
         query that counts whole visits, the engaged time of those visits, by their values."""
         fields = ("seconds", "pageview", "sess_id")
-        records = (self._in_visits(q, span, "engagement", fields) if q.whole_visits
-                   else self._raw_points(q, "engagement", span, fields))
+        records = (self._raw_points(q, "engagement", span, fields) if viewed is None
+                   else self._in_visits(q, span, viewed, "engagement", fields))
         views: dict[tuple[date, str, int], Record] = {}
         for rec in records:
             view = (rec["_time"].astimezone(self.zone).date(), str(rec.get("sess_id")),

@@ -106,7 +106,9 @@ def engagement() -> list[dict[str, Any]]:
     order: dict[tuple[date, str], int] = defaultdict(int)
     out = []
     for r in sorted((r for r in pageviews() if "sess" in r), key=lambda r: r["time"]):
-        n = order[(r["time"].date(), r["sess"])] = order[(r["time"].date(), r["sess"])] + 1
+        visit = (r["time"].date(), r["sess"])
+        order[visit] += 1
+        n = order[visit]
         seconds = 3 * n + len(r["page"])
         view = {"time": r["time"] + timedelta(seconds=30), "sess": r["sess"], "pageview": n,
                 "page": r["page"], "seconds": seconds, **{k: r[k] for k in AGENT_KEYS}}
