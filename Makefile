@@ -11,7 +11,7 @@ AGENT_OUT := agent_js/dist/agent.min.js
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test,bench]'
+	$(PY) -m pip install -q -e '.[test,bench,grafana]'
 	@touch $(STAMP)
 
 system-deps:

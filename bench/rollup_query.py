@@ -65,10 +65,10 @@ def roll_up(admin: Admin, bucket: str, first_day: datetime, days: int, progress:
 
 def check_same_answer(rollup_rows: list[dict[str, Any]], raw_rows: list[dict[str, Any]]) -> None:
     """Same counts in the same order; pages tied at the cut may differ, their counts may not."""
-    rollup = {(r["domain"], r["page"]): r["_value"] for r in rollup_rows}
+    rollup = {(r["domain"], r["page"]): r["pageviews"] for r in rollup_rows}
     raw = {(r["domain"], r["page"]): r["_value"] for r in raw_rows}
     same = [k for k in rollup if k in raw]
-    if [r["_value"] for r in rollup_rows] != [r["_value"] for r in raw_rows] or any(
+    if [r["pageviews"] for r in rollup_rows] != [r["_value"] for r in raw_rows] or any(
             rollup[k] != raw[k] for k in same) or len(rollup_rows) != 20:
         raise RuntimeError(f"rollup and raw disagree:\n{rollup_rows[:3]}\n{raw_rows[:3]}")
 

@@ -1,180 +1,272 @@
-"""Generate grafana/dashboards/*.json from the panel definitions below.
+"""Generate grafana/dashboards/*.json (provisioning) and grafana/import/*.json (import by hand)
+with Grafana Labs' typed builder, grafana-foundation-sdk, from the panel list below.
 
-Why generated: every panel's Flux lives here once, readable; tests/rollups/test_rollups.py runs each
-query against real rollup buckets, and checks the committed JSON matches this file's output.
+Why generated: every panel's Flux lives in panels.py once, readable; the SDK's types check the
+structure (a panel without a type, a unit on the wrong object, a misspelt option do not build);
+tests/rollups/test_grafana.py parses the output back with the SDK, runs every query against real
+rollups, and checks the committed JSON matches this file's output.
 Run `python grafana/build_dashboards.py` after changing a panel.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
+
+import panels as q
+from babel import Locale
+from grafana_foundation_sdk.builders import dashboard as board
+from grafana_foundation_sdk.builders import table, timeseries
+from grafana_foundation_sdk.cog import builder as cogbuilder
+from grafana_foundation_sdk.cog import runtime as cogruntime
+from grafana_foundation_sdk.cog import variants as cogvariants
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.cog.plugins import register_default_plugins
+from grafana_foundation_sdk.models import dashboard as model
 
 from analytics_bp.rollups import flux_string
 
-OUT = Path(__file__).parent / "dashboards"
-DS = {"type": "influxdb", "uid": "analytics-influxdb"}
+ROOT = Path(__file__).parent
+OUT = ROOT / "dashboards"
+IMPORT = ROOT / "import"
+# Provisioning (grafana/provisioning/datasources) creates the datasource with this uid.
+UID = "analytics-influxdb"
+# An imported dashboard asks for its datasource: Grafana replaces ${DS_ANALYTICS} everywhere.
+INPUT = "DS_ANALYTICS"
+# A site's days start at its midnight (ANALYTICS_TIMEZONE); `export grafana` writes the zone.
+TIMEZONE = "utc"
 
 
-# Server-side measurements have no domain tag: the domain variable does not apply to them.
-WITHOUT_DOMAIN = {"usage", "usage_counts", "usage_seen", "rejected", "mark"}
+class FluxQuery(cogvariants.Dataquery):
+    """An InfluxDB (Flux) target. The SDK has no InfluxDB package, so this is its dataquery
+    variant, registered below so that the SDK's parser reads targets back as this type."""
+
+    def __init__(self, query: str = "", ref_id: str = "A",
+                 datasource: model.DataSourceRef | None = None) -> None:
+        self.query = query
+        self.ref_id = ref_id
+        self.datasource = datasource
+
+    def to_json(self) -> dict[str, object]:
+        out: dict[str, object] = {"refId": self.ref_id, "query": self.query}
+        if self.datasource is not None:
+            out["datasource"] = self.datasource
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Self:
+        ref = data.get("datasource")
+        return cls(data["query"], data.get("refId", "A"),
+                   model.DataSourceRef.from_json(ref) if isinstance(ref, dict) else None)
 
 
-def rollup(bucket: str, measurement: str, field: str = "count") -> str:
-    """The start of every panel. The domain filter is a plain tag regex (no `or not exists`), so
-    InfluxDB pushes it into the storage read instead of filtering row by row in Flux."""
-    domain = ("" if measurement in WITHOUT_DOMAIN
-              else '  |> filter(fn: (r) => r.domain =~ /^${domain:regex}$/)\n')
-    return (
-        f'from(bucket: v.defaultBucket + "_{bucket}")\n'
-        "  |> range(start: v.timeRangeStart, stop: v.timeRangeStop)\n"
-        f'  |> filter(fn: (r) => r._measurement == "{measurement}" and r._field == "{field}")\n'
-        + domain
-    )
+class Flux(cogbuilder.Builder[cogvariants.Dataquery]):
+    def __init__(self, query: str, datasource: model.DataSourceRef) -> None:
+        self._internal = FluxQuery(query, "A", datasource)
+
+    def build(self) -> FluxQuery:
+        return self._internal
 
 
-def top(bucket: str, measurement: str, columns: list[str], n: int = 20, event: str = "") -> str:
-    """The n largest sums by `columns`; `event` keeps one event's rows (outbound, download)."""
-    cols = json.dumps(columns)
-    where = f'  |> filter(fn: (r) => r.event == "{event}")\n' if event else ""
-    return (
-        rollup(bucket, measurement) + where
-        + f"  |> group(columns: {cols})\n  |> sum()\n  |> group()\n"
-        # a value only an earlier run of the day kept has zero rows (flux/ranked.flux)
-        + "  |> filter(fn: (r) => r._value > 0)\n"
-        + f'  |> sort(columns: ["_value"], desc: true)\n  |> limit(n: {n})'
-    )
+class FluxAnnotationTarget(model.AnnotationTarget):
+    """The SDK's annotation target only has the Grafana datasource's fields; an InfluxDB
+    annotation is a query."""
+
+    def __init__(self, query: str) -> None:
+        super().__init__()
+        self.query = query
+
+    def to_json(self) -> dict[str, object]:
+        return {"refId": "Anno", "query": self.query}
 
 
-def series(bucket: str, measurement: str, by: list[str], fn: str = "sum", field: str = "count") -> str:
-    return (
-        rollup(bucket, measurement, field)
-        + f"  |> group(columns: {json.dumps(by)})\n"
-        + f"  |> aggregateWindow(every: v.windowPeriod, fn: {fn}, createEmpty: false)"
-    )
+class AnnotationFlux(cogbuilder.Builder[model.AnnotationTarget]):
+    def __init__(self, query: str) -> None:
+        self._internal = FluxAnnotationTarget(query)
+
+    def build(self) -> model.AnnotationTarget:
+        return self._internal
 
 
-def daily_ratio(numerator: str, denominator: str, scale: str = "") -> str:
-    """A per-day ratio of two `_1d` traffic fields, per domain (0 on a day without the denominator)."""
-    return (
-        'from(bucket: v.defaultBucket + "_1d")\n'
-        "  |> range(start: v.timeRangeStart, stop: v.timeRangeStop)\n"
-        f'  |> filter(fn: (r) => r._measurement == "traffic" and (r._field == "{numerator}" or r._field == "{denominator}"))\n'
-        '  |> filter(fn: (r) => r.domain =~ /^${domain:regex}$/)\n'
-        '  |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")\n'
-        f"  |> map(fn: (r) => ({{_time: r._time, domain: r.domain, _value: if r.{denominator} > 0 then {scale}float(v: r.{numerator}) / float(v: r.{denominator}) else 0.0}}))\n"
-        '  |> group(columns: ["domain"])'
-    )
+def register() -> None:
+    """Teach the SDK's parser the Grafana panels and our InfluxDB target (tests parse with it)."""
+    register_default_plugins()
+    cogruntime.register_dataquery_variant(cogruntime.DataqueryConfig("influxdb", FluxQuery.from_json))
 
 
-BOUNCE = daily_ratio("bounces", "sessions", "100.0 * ")
-# Visit duration per day: the daily rollup's engaged seconds over the visits that sent them.
-VISIT_DURATION = daily_ratio("visit_seconds", "engaged_visits")
+@dataclass(frozen=True)
+class Panel:
+    kind: str  # "timeseries" or "table"
+    title: str
+    query: str
+    unit: str = "short"
+    decimals: int = 0
+    # column -> (display name, unit, decimals) for tables; one series' display name for charts
+    columns: dict[str, tuple[str, str, int]] = field(default_factory=dict)
+    description: str = ""
 
-# Median time on page per page over the range: the pageview-weighted median of the daily medians
-# (the Stats API's time_on_page on rolled-up days): sort a page's days by median, add up their
-# pageviews, keep the first day whose running total reaches half of the page's pageviews.
-TIME_ON_PAGE = (
-    'days = from(bucket: v.defaultBucket + "_1d")\n'
-    "  |> range(start: v.timeRangeStart, stop: v.timeRangeStop)\n"
-    '  |> filter(fn: (r) => r._measurement == "engagement")\n'
-    '  |> filter(fn: (r) => r.domain =~ /^${domain:regex}$/)\n'
-    '  |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")\n'
-    '  |> group(columns: ["domain", "page"])\n'
-    'totals = days |> sum(column: "views") |> rename(columns: {views: "pageviews"})\n'
-    "join(tables: {d: days |> sort(columns: [\"median\"]) |> cumulativeSum(columns: [\"views\"]), t: totals}, "
-    'on: ["domain", "page"])\n'
-    "  |> filter(fn: (r) => r.views * 2 >= r.pageviews)\n"
-    '  |> first(column: "median")\n'
-    '  |> map(fn: (r) => ({domain: r.domain, page: r.page, pageviews: r.pageviews, _value: r.median}))\n'
-    "  |> group()\n"
-    '  |> sort(columns: ["pageviews"], desc: true)\n'
-    "  |> limit(n: 20)"
-)
 
-MARKS = (
-    'from(bucket: v.defaultBucket + "_1h")\n'
-    "  |> range(start: v.timeRangeStart, stop: v.timeRangeStop)\n"
-    '  |> filter(fn: (r) => r._measurement == "mark" and r._field == "name")\n'
-    '  |> keep(columns: ["_time", "_value", "category"])'
-)
+COUNT = ("short", 0)
+PCT = ("percent", 1)
+SECONDS = ("s", 0)
 
-DOMAIN_VARIABLE = {
-    "name": "domain", "type": "query", "datasource": DS, "includeAll": True, "multi": True,
-    "current": {"text": "All", "value": "$__all"}, "refresh": 2,
-    "query": 'import "influxdata/influxdb/schema"\n'
-             'schema.tagValues(bucket: v.defaultBucket + "_1d", tag: "domain", '
-             "start: -400d)",
+
+def cols(**named: tuple[str, tuple[str, int]]) -> dict[str, tuple[str, str, int]]:
+    return {name: (label, unit, decimals) for name, (label, (unit, decimals)) in named.items()}
+
+
+SITE = ("Site", ("string", 0))
+PAGEVIEWS = ("Pageviews", COUNT)
+VISIT_COLUMNS = {"visitors": ("Visitors", COUNT), "visits": ("Visits", COUNT),
+                 "pageviews": PAGEVIEWS, "bounce_rate": ("Bounce rate", PCT)}
+
+TRAFFIC = [
+    Panel("timeseries", "Pageviews", q.hourly("pageviews", ["domain"]),
+          description="Pageviews per hour (summed per point when Grafana draws wider windows)."),
+    Panel("timeseries", "Unique visitors per day", q.daily("visitors")),
+    Panel("timeseries", "Visits per day", q.daily("sessions")),
+    Panel("timeseries", "Bounce rate", q.BOUNCE, "percent", 1,
+          description="Visits of one pageview, of all visits of the day."),
+    Panel("timeseries", "Views per visit", q.daily("pages_per_session"), "short", 2),
+    Panel("timeseries", "Median load time", q.daily("load_ms_median"), "ms", 0),
+    Panel("timeseries", "Median time on page", q.daily("time_on_page_median"), "s", 0),
+    Panel("timeseries", "Visit duration", q.VISIT_DURATION, "s", 0,
+          description="Engaged seconds per visit that sent engaged time."),
+    Panel("table", "Top pages", q.top("1d", "pages", ["domain", "page"]),
+          columns=cols(domain=SITE, page=("Page", ("string", 0)), pageviews=PAGEVIEWS)),
+    Panel("table", "Entry pages", q.visit_table("entry_pages", "entry_page"),
+          columns=cols(domain=SITE, entry_page=("Entry page", ("string", 0)), **VISIT_COLUMNS)),
+    Panel("table", "Exit pages", q.visit_table("exit_pages", "exit_page"),
+          columns=cols(domain=SITE, exit_page=("Exit page", ("string", 0)), **VISIT_COLUMNS)),
+    Panel("table", "Sources", q.visit_table("visit_sources", "source", where='r.source != "internal"'),
+          columns=cols(domain=SITE, source=("Source", ("string", 0)), **VISIT_COLUMNS),
+          description="Visits by the referrer of their first pageview; a visit that began on "
+                      "another page of the site has no source of its own and is not listed."),
+    Panel("table", "Browsers, OS and devices", q.top("1d", "agents", ["browser", "os", "device"]),
+          columns=cols(browser=("Browser", ("string", 0)), os=("OS", ("string", 0)),
+                       device=("Device", ("string", 0)), pageviews=PAGEVIEWS)),
+    Panel("table", "Countries", q.top("1d", "countries", ["country"]),
+          columns=cols(country=("Country", ("string", 0)), pageviews=PAGEVIEWS)),
+    Panel("table", "Time zones and platforms", q.TIMEZONES,
+          columns=cols(timezone=("Time zone", ("string", 0)), platform=("Platform", ("string", 0)),
+                       pageviews=PAGEVIEWS)),
+    Panel("table", "Time on page by page", q.TIME_ON_PAGE,
+          columns=cols(domain=SITE, page=("Page", ("string", 0)), pageviews=PAGEVIEWS,
+                       time_on_page=("Median time on page", SECONDS))),
+]
+
+EVENTS = [
+    Panel("timeseries", "Events", q.hourly("events", ["event"])),
+    Panel("table", "Events with notes", q.top("1d", "events", ["event", "label"], "events", 50),
+          columns=cols(event=("Event", ("string", 0)), label=("Note", ("string", 0)),
+                       events=("Events", COUNT))),
+    Panel("table", "Outbound links by destination",
+          q.top("1d", "events", ["domain", "destination"], "clicks", 50, 'r.event == "outbound"'),
+          columns=cols(domain=SITE, destination=("Destination", ("string", 0)),
+                       clicks=("Clicks", COUNT))),
+    Panel("table", "Downloads by file",
+          q.top("1d", "events", ["domain", "file"], "downloads", 50, 'r.event == "download"'),
+          columns=cols(domain=SITE, file=("File", ("string", 0)), downloads=("Downloads", COUNT))),
+]
+
+USAGE = [
+    Panel("timeseries", "Usage by action", q.hourly("usage", ["action"])),
+    Panel("table", "Counts by category and event",
+          q.top("1h", "usage_counts", ["category", "event"], "count", 50),
+          columns=cols(category=("Category", ("string", 0)), event=("Event", ("string", 0)),
+                       count=("Count", COUNT))),
+    Panel("table", "Distinct identifiers per period", q.DISTINCT_IDS,
+          columns=cols(category=("Category", ("string", 0)), period=("Period", ("string", 0)),
+                       distinct=("Distinct", COUNT))),
+    Panel("timeseries", "Rejected beacons by reason", q.hourly("rejected", ["reason"])),
+]
+
+# (uid, title, panels, whether its panels read the domain variable)
+DASHBOARDS: dict[str, tuple[str, str, list[Panel], bool]] = {
+    "traffic": ("analytics-traffic", "Analytics: traffic", TRAFFIC, True),
+    "events": ("analytics-events", "Analytics: events", EVENTS, True),
+    "usage": ("analytics-usage", "Analytics: server usage", USAGE, False),
 }
 
-DASHBOARDS: dict[str, dict[str, Any]] = {
-    "traffic": {
-        "uid": "analytics-traffic", "title": "Analytics: traffic",
-        "panels": [
-            ("timeseries", "Pageviews", series("1h", "pageviews", ["domain"])),
-            ("timeseries", "Unique visitors per day", series("1d", "traffic", ["domain"], "max", "visitors")),
-            ("timeseries", "Sessions per day", series("1d", "traffic", ["domain"], "max", "sessions")),
-            ("timeseries", "Bounce rate (%)", BOUNCE),
-            ("timeseries", "Pages per session", series("1d", "traffic", ["domain"], "mean", "pages_per_session")),
-            ("timeseries", "Median load time (ms)", series("1d", "traffic", ["domain"], "mean", "load_ms_median")),
-            ("table", "Top pages", top("1d", "pages", ["domain", "page"])),
-            ("table", "Sources", top("1d", "sources", ["domain", "source"])),
-            ("table", "Browsers, OS and devices", top("1d", "agents", ["browser", "os", "device"])),
-            ("table", "Countries", top("1d", "countries", ["country"])),
-            ("table", "Timezones and platforms", top("1d", "timezones", ["timezone", "platform"])),
-            ("timeseries", "Median time on page (s)",
-             series("1d", "traffic", ["domain"], "mean", "time_on_page_median")),
-            ("timeseries", "Visit duration (s)", VISIT_DURATION),
-            ("table", "Time on page by page (median, s)", TIME_ON_PAGE),
-        ],
-    },
-    "events": {
-        "uid": "analytics-events", "title": "Analytics: events",
-        "panels": [
-            ("timeseries", "Events", series("1h", "events", ["event"])),
-            ("table", "Events with notes", top("1d", "events", ["event", "label"], 50)),
-            ("table", "Outbound links by destination", top("1d", "events", ["domain", "destination"], 50, "outbound")),
-            ("table", "Downloads by file", top("1d", "events", ["domain", "file"], 50, "download")),
-        ],
-    },
-    "usage": {
-        "uid": "analytics-usage", "title": "Analytics: server usage",
-        "panels": [
-            ("timeseries", "Usage by action", series("1h", "usage", ["action"])),
-            ("table", "Counts by category and event", top("1h", "usage_counts", ["category", "event"], 50)),
-            ("table", "Distinct identifiers per period", rollup("1d", "usage_seen", "distinct")
-             + '  |> group(columns: ["category", "period"])\n  |> last()'),
-            ("timeseries", "Rejected beacons by reason", series("1h", "rejected", ["reason"])),
-        ],
-    },
-}
+# A series per domain (or event, action, reason): named after it, not "_value {domain=...}".
+SERIES_NAME = {"domain": "${__field.labels.domain}", "event": "${__field.labels.event}",
+               "action": "${__field.labels.action}", "reason": "${__field.labels.reason}"}
 
 
-def panel(index: int, kind: str, title: str, query: str) -> dict[str, Any]:
-    return {
-        "id": index + 1, "type": kind, "title": title, "datasource": DS,
-        "gridPos": {"h": 8, "w": 12, "x": 12 * (index % 2), "y": 8 * (index // 2)},
-        "targets": [{"refId": "A", "datasource": DS, "query": query}],
-    }
+def country_names() -> dict[str, str]:
+    """ISO 3166 code -> "Germany (DE)", the built-in dashboard's form, from CLDR (Babel): the
+    codes the collector stores, named from maintained data."""
+    territories = Locale("en").territories
+    return {code: f"{name} ({code})" for code, name in sorted(territories.items())
+            if len(code) == 2 and code.isalpha()}
 
 
-def dashboard(spec: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "uid": spec["uid"], "title": spec["title"], "schemaVersion": 39, "version": 1,
-        "editable": True, "time": {"from": "now-30d", "to": "now"}, "tags": ["analytics"],
-        "templating": {"list": [DOMAIN_VARIABLE]},
-        "annotations": {"list": [{
-            "name": "Marks", "enable": True, "datasource": DS, "iconColor": "purple",
-            "target": {"refId": "Anno", "query": MARKS},
-        }]},
-        "panels": [panel(i, *p) for i, p in enumerate(spec["panels"])],
-    }
+def display(name: str, unit: str, decimals: int) -> list[model.DynamicConfigValue]:
+    props = [model.DynamicConfigValue("displayName", name)]
+    if unit != "string":
+        props += [model.DynamicConfigValue("unit", unit), model.DynamicConfigValue("decimals", decimals)]
+    return props
 
 
-def render_all() -> dict[str, str]:
-    return {f"{name}.json": json.dumps(dashboard(spec), indent=2) + "\n"
-            for name, spec in DASHBOARDS.items()}
+def build_panel(spec: Panel, ds: model.DataSourceRef, index: int) -> cogbuilder.Builder[model.Panel]:
+    grid = model.GridPos(h=8, w=12, x=12 * (index % 2), y=8 * (index // 2))
+    target = Flux(spec.query, ds)
+    if spec.kind == "timeseries":
+        by = next((k for k in SERIES_NAME if f'"{k}"' in spec.query.split("group(columns:")[-1]), "")
+        chart = (timeseries.Panel().id(index + 1).title(spec.title).datasource(ds).grid_pos(grid)
+                 .with_target(target).unit(spec.unit).decimals(spec.decimals))
+        if by:
+            chart = chart.display_name(SERIES_NAME[by])
+        return chart.description(spec.description) if spec.description else chart
+    grid_table = (table.Panel().id(index + 1).title(spec.title).datasource(ds).grid_pos(grid)
+                  .with_target(target))
+    for column, (name, unit, decimals) in spec.columns.items():
+        grid_table = grid_table.override_by_name(column, display(name, unit, decimals))
+    if "country" in spec.columns:
+        names = {code: model.ValueMappingResult(text=text) for code, text in country_names().items()}
+        grid_table = grid_table.override_by_name("country", [
+            *display(*spec.columns["country"]),
+            model.DynamicConfigValue("mappings", [model.ValueMap(options=names)])])
+    return grid_table.description(spec.description) if spec.description else grid_table
+
+
+def build(name: str, ds: model.DataSourceRef) -> model.Dashboard:
+    uid, title, specs, with_domain = DASHBOARDS[name]
+    dash = (board.Dashboard(title).uid(uid).tags(["analytics"]).editable().version(1)
+            .time("now-30d", "now").timezone(TIMEZONE)
+            .annotation(board.AnnotationQuery().name("Marks").datasource(ds).enable(True)
+                        .icon_color("purple").target(AnnotationFlux(q.MARKS))))
+    if with_domain:
+        dash = dash.with_variable(
+            board.QueryVariable("domain").label("Site").datasource(ds).query(q.DOMAINS)
+            .include_all(True).multi(True).refresh(model.VariableRefresh.ON_TIME_RANGE_CHANGED)
+            .current(model.VariableOption(text="All", value="$__all")))
+    for index, spec in enumerate(specs):
+        dash = dash.with_panel(build_panel(spec, ds, index))
+    return dash.build()
+
+
+def render(name: str, for_import: bool = False) -> str:
+    """One dashboard as JSON: for provisioning (the fixed datasource uid), or for Grafana's
+    import page (`__inputs`: the importer picks the datasource, Grafana fills in its uid)."""
+    ds = model.DataSourceRef(type_val="influxdb", uid="${" + INPUT + "}" if for_import else UID)
+    out: dict[str, Any] = json.loads(json.dumps(build(name, ds), cls=JSONEncoder))
+    if for_import:
+        out = {"__inputs": [{"name": INPUT, "label": "Analytics InfluxDB", "type": "datasource",
+                             "pluginId": "influxdb", "pluginName": "InfluxDB",
+                             "description": "The InfluxDB (Flux) datasource of the analytics bucket"}],
+               "__requires": [{"type": "datasource", "id": "influxdb", "name": "InfluxDB",
+                               "version": "1.0.0"}],
+               **out}
+    return json.dumps(out, indent=2, ensure_ascii=False) + "\n"
+
+
+def render_all() -> dict[Path, str]:
+    """Every generated file, by path: the provisioned dashboards and their import twins."""
+    return {**{OUT / f"{name}.json": render(name) for name in DASHBOARDS},
+            **{IMPORT / f"{name}.json": render(name, for_import=True) for name in DASHBOARDS}}
 
 
 def bind(query: str, bucket: str, start: str, stop: str, window: str = "1d",
@@ -193,12 +285,12 @@ def bind(query: str, bucket: str, start: str, stop: str, window: str = "1d",
 
 def panel_query(filename: str, title: str) -> str:
     """The first query of the panel `title` in the committed dashboard `filename`."""
-    board = json.loads((OUT / filename).read_text())
-    return next(p["targets"][0]["query"] for p in board["panels"] if p["title"] == title)
+    dash = json.loads((OUT / filename).read_text())
+    return str(next(p["targets"][0]["query"] for p in dash["panels"] if p["title"] == title))
 
 
 if __name__ == "__main__":
-    OUT.mkdir(exist_ok=True)
-    for filename, text in render_all().items():
-        (OUT / filename).write_text(text)
-        print("wrote", OUT / filename)
+    for path, text in render_all().items():
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text)
+        print("wrote", path.relative_to(ROOT.parent))

@@ -25,20 +25,34 @@ def _files(folder: Traversable, prefix: Path = Path()) -> list[tuple[Path, Trave
 
 
 def export_grafana(cfg: Config, target: InfluxTarget, directory: Path) -> list[Path]:
-    """Dashboards and provisioning; the datasource names this app's InfluxDB URL, organisation and
-    bucket (quoted as YAML strings); the token stays `${INFLUXDB_V2_TOKEN}`, never written out."""
+    """Dashboards (for provisioning, and their twins with `__inputs` for Grafana's import page)
+    and provisioning. Nothing in them is of this machine but what the user configured: the
+    datasource names this app's InfluxDB URL, organisation and bucket (quoted as YAML strings),
+    the dashboards the sites' time zone; the token stays `${INFLUXDB_V2_TOKEN}`, never written
+    out, and the dashboards provider keeps Grafana's own path (copy or mount the files there)."""
     written = []
     for relative, source in _files(HERE / "grafana"):
         text = source.read_text()
         if relative.name == "analytics.yaml" and "datasources" in relative.parts:
-            text = (text.replace("${INFLUXDB_V2_URL}", json.dumps(target.url))
-                    .replace("${INFLUXDB_V2_ORG}", json.dumps(target.org))
-                    .replace("${ANALYTICS_BUCKET}", json.dumps(cfg.bucket)))
-        elif relative.name == "analytics.yaml":
-            text = text.replace("/var/lib/grafana/dashboards/analytics",
-                                str((directory / "dashboards").resolve()))
+            text = _filled_datasource(text, cfg, target)
+        elif relative.suffix == ".json":
+            text = text.replace('"timezone": "utc"', f'"timezone": {json.dumps(_grafana_zone(cfg))}')
         written.append(_write(directory / relative, text))
     return written
+
+
+def _filled_datasource(text: str, cfg: Config, target: InfluxTarget) -> str:
+    body = "\n".join(line for line in text.splitlines() if not line.startswith("#"))
+    return (f"# Written by `flask analytics export grafana` for bucket {cfg.bucket}. Grafana reads the\n"
+            "# token from INFLUXDB_V2_TOKEN in its own environment.\n"
+            + body.replace("${INFLUXDB_V2_URL}", json.dumps(target.url))
+            .replace("${INFLUXDB_V2_ORG}", json.dumps(target.org))
+            .replace("${ANALYTICS_BUCKET}", json.dumps(cfg.bucket)) + "\n")
+
+
+def _grafana_zone(cfg: Config) -> str:
+    """Grafana's dashboard time zone: "utc", or the IANA name the sites' days follow."""
+    return "utc" if cfg.timezone in ("UTC", "Etc/UTC") else cfg.timezone
 
 
 def export_nginx(cfg: Config, directory: Path) -> list[Path]:

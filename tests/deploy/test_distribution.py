@@ -81,8 +81,13 @@ def test_the_wheel_works_from_a_fresh_venv_without_node(influx: Influx, bucket: 
     datasource = (tmp_path / "grafana" / "provisioning" / "datasources" / "analytics.yaml").read_text()
     assert f'url: "{influx.creds.url}"' in datasource and f'defaultBucket: "{bucket}"' in datasource
     assert "${INFLUXDB_V2_TOKEN}" in datasource and influx.creds.token not in datasource
-    assert sorted(p.name for p in (tmp_path / "grafana" / "dashboards").glob("*.json")) == [
-        "events.json", "traffic.json", "usage.json"]
+    assert "expands" not in datasource and "# Written by `flask analytics export grafana`" in datasource
+    for folder in ("dashboards", "import"):
+        assert sorted(p.name for p in (tmp_path / "grafana" / folder).glob("*.json")) == [
+            "events.json", "traffic.json", "usage.json"]
+    # nothing of the exporting machine: no path of it, in any file
+    for path in (tmp_path / "grafana").rglob("*.*"):
+        assert str(tmp_path) not in path.read_text() and str(work) not in path.read_text(), path
     dropin = (tmp_path / "nginx" / "analytics.conf").read_text()
     assert f"alias {tmp_path / 'nginx' / 'static' / 'agent.min.js'};" in dropin
     assert (tmp_path / "nginx" / "static" / "agent.min.js").read_bytes() == (

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import re
 import statistics
-import sys
 from collections import Counter
-from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -14,7 +11,6 @@ import pytest
 
 from analytics_bp import rollups, settings
 from analytics_bp.schema import raw_line
-from tests.support.build import ROOT
 from tests.support.datasets import (
     DAYS,
     ENGAGED_TRAFFIC,
@@ -23,20 +19,15 @@ from tests.support.datasets import (
     event_lines,
     expected_daily_traffic,
     expected_engaged_traffic,
-    grafana_queries,
     make_dataset,
     run_all,
     run_rollup,
     setup_rollups,
-    substitute,
     table,
     to_lines,
     write,
 )
 from tests.support.influx import Influx, flush, scratch_bucket
-
-sys.path.insert(0, str(ROOT / "grafana"))
-import build_dashboards
 
 
 @pytest.fixture
@@ -223,106 +214,6 @@ def test_flux_string_escapes_everything(influx: Influx, name: str) -> None:
 def test_unsafe_bucket_names_are_refused() -> None:
     with pytest.raises(settings.ConfigError, match="ANALYTICS_BUCKET"):
         settings.load({"ANALYTICS_PERMITTED_DOMAINS": "a", "ANALYTICS_BUCKET": 'x") |> drop('})
-
-
-def test_committed_dashboards_are_generated_from_the_definitions() -> None:
-    for filename, text in build_dashboards.render_all().items():
-        assert (ROOT / "grafana" / "dashboards" / filename).read_text() == text, filename
-
-
-def day_of(r: dict[str, Any]) -> Any:
-    """The day a panel row is about: aggregateWindow stamps a window at its end."""
-    return (r["_time"] - timedelta(days=1)).date()
-
-
-def daily(field: str) -> Callable[[list[dict[str, Any]], list[dict[str, Any]]], bool]:
-    """A per-day traffic panel shows exactly the daily rollup's figure for each domain and day."""
-    def check(rows: list[dict[str, Any]], data: list[dict[str, Any]]) -> bool:
-        expected = {(day.date(), domain): value
-                    for (day, domain, name), value in expected_daily_traffic(data).items() if name == field}
-        return {(day_of(r), r["domain"]): r["_value"] for r in rows} == pytest.approx(expected)
-    return check
-
-
-def tops(*keys: str) -> Callable[[list[dict[str, Any]], list[dict[str, Any]]], bool]:
-    """A top-N table shows the exact counts, largest first."""
-    def check(rows: list[dict[str, Any]], data: list[dict[str, Any]]) -> bool:
-        got = {tuple(r[k] for k in keys): r["_value"] for r in rows}
-        values = [r["_value"] for r in rows]
-        return got == dict(Counter(tuple(r[k] for k in keys) for r in data)) and values == sorted(
-            values, reverse=True)
-    return check
-
-
-EVENT_DAY = DAYS[1].date()
-LINK_DAY = DAYS[2].date()
-EXPECTED_ROWS: dict[str, Callable[[list[dict[str, Any]], list[dict[str, Any]]], bool]] = {
-    "Pageviews": lambda rows, data: {(day_of(r), r["domain"]): r["_value"] for r in rows} == dict(
-        Counter((r["time"].date(), r["domain"]) for r in data)),
-    "Unique visitors per day": daily("visitors"),
-    "Sessions per day": daily("sessions"),
-    "Pages per session": daily("pages_per_session"),
-    "Median load time (ms)": daily("load_ms_median"),
-    "Bounce rate (%)": lambda rows, data: {(r["_time"].date(), r["domain"]): r["_value"] for r in rows}
-    == pytest.approx({(day.date(), domain): 100 * value / expected_daily_traffic(data)[
-        (day, domain, "sessions")] for (day, domain, name), value in expected_daily_traffic(data).items()
-        if name == "bounces"}),
-    "Top pages": tops("domain", "page"),
-    "Sources": tops("domain", "source"),
-    "Browsers, OS and devices": tops("browser", "os", "device"),
-    "Countries": tops("country"),
-    "Timezones and platforms": tops("timezone", "platform"),
-    "Events": lambda rows, data: {(day_of(r), r["event"]): r["_value"] for r in rows} == {
-        (EVENT_DAY, "socialclick"): 3, (EVENT_DAY, "signup"): 1, (LINK_DAY, "outbound"): 3,
-        (LINK_DAY, "download"): 3},
-    "Events with notes": lambda rows, data: {(r["event"], r.get("label")): r["_value"]
-                                             for r in rows} == {
-        ("socialclick", "twitter"): 2, ("socialclick", "mastodon"): 1, ("signup", None): 1,
-        ("outbound", None): 3, ("download", None): 3},
-    "Outbound links by destination": lambda rows, data: [
-        (r["domain"], r["destination"], r["_value"]) for r in rows] == [
-        ("b.example", "github.com", 2), ("b.example", "mastodon.social", 1)],
-    "Downloads by file": lambda rows, data: [(r["domain"], r["file"], r["_value"]) for r in rows] == [
-        ("b.example", "/files/report.pdf", 2), ("b.example", "cdn.example.net/x.zip", 1)],
-    "Median time on page (s)": lambda rows, data: {(day_of(r), r["domain"]): r["_value"] for r in rows}
-    == {(day.date(), domain): value for (day, domain, name), value in expected_engaged_traffic().items()
-        if name == "time_on_page_median"},
-    "Visit duration (s)": lambda rows, data: {(r["_time"].date(), r["domain"]): r["_value"] for r in rows}
-    == pytest.approx({(day.date(), domain): value / ENGAGED_TRAFFIC[(day, domain, "engaged_visits")]
-                      for (day, domain, name), value in ENGAGED_TRAFFIC.items() if name == "visit_seconds"}),
-    # /p0: day medians 12 (3 views) and 100 (1 view): 12; /p1: 30 (1 view) and 6 (2 views): 6
-    "Time on page by page (median, s)": lambda rows, data: [
-        (r["domain"], r["page"], r["pageviews"], r["_value"]) for r in rows] == [
-        ("b.example", "/p0", 4, 12.0), ("b.example", "/p1", 3, 6.0)],
-    "Usage by action": lambda rows, data: [(day_of(r), r["action"], r["_value"]) for r in rows] == [
-        (EVENT_DAY, "docs.extract", 2)],
-    "Counts by category and event": lambda rows, data: [
-        (r["category"], r["event"], r["_value"]) for r in rows] == [("api", "call", 5)],
-    "Distinct identifiers per period": lambda rows, data: [
-        (r["category"], r["period"], r["_value"]) for r in rows] == [("logins", "day", 7)],
-    "Rejected beacons by reason": lambda rows, data: [(day_of(r), r["reason"], r["_value"])
-                                                      for r in rows] == [(EVENT_DAY, "bad_json", 3)],
-    "annotation Marks": lambda rows, data: [r["_value"] for r in rows] == ["deploy v2"],
-    "variable domain": lambda rows, data: [r["_value"] for r in rows] == ["a.example",
-                                                                          "b.example"],
-}
-
-
-def test_every_dashboard_query_runs_on_the_rollups(influx: Influx, rolled: Any) -> None:
-    bucket, loaded = rolled
-    queries = grafana_queries()
-    assert len(queries) >= 18
-    assert {title for _, title, _ in queries} == set(EXPECTED_ROWS)  # every panel has exact values
-    for board, title, query in queries:
-        assert "v.timeRangeStart" in query or title.startswith("variable")
-        rows = influx.query(substitute(query, bucket))
-        assert rows, f"{board}/{title} returned nothing"
-        assert EXPECTED_ROWS[title](rows, loaded), f"{board}/{title}: {rows[:3]}"
-    # the domain variable narrows every panel that has a domain
-    only_b = influx.query(substitute(dict(((t, q) for _, t, q in queries))["Pageviews"], bucket,
-                                     re.escape("b.example")))
-    assert {r["domain"] for r in only_b} == {"b.example"}
-    assert sum(r["_value"] for r in only_b) == sum(1 for r in loaded if r["domain"] == "b.example")
 
 
 def test_a_malformed_engagement_point_cannot_stop_the_daily_rollup(influx: Influx, bucket: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -169,26 +169,35 @@ def test_numbers_equal_the_grafana_panels(influx: Influx, rolled: Any) -> None:
     def panel(title: str) -> list[dict[str, Any]]:
         return influx.query(substitute(panels[title], bucket, SITE.replace(".", "\\.")))
 
-    top = {r["page"]: r["_value"] for r in panel("Top pages")}
+    top = {r["page"]: r["pageviews"] for r in panel("Top pages")}
     api = ask(engine, metrics=["pageviews"], dimensions=["event:page"])
     assert {r["dimensions"][0]: r["metrics"][0] for r in api["results"]} == top
-    countries = {r["country"]: r["_value"] for r in panel("Countries")}
+    countries = {r["country"]: r["pageviews"] for r in panel("Countries")}
     api = ask(engine, metrics=["pageviews"], dimensions=["visit:country"])
     assert {r["dimensions"][0]: r["metrics"][0] for r in api["results"]} == countries
-    sources = {r["source"]: r["_value"] for r in panel("Sources")}
-    api = ask(engine, metrics=["pageviews"], dimensions=["visit:source"])
-    assert {r["dimensions"][0]: r["metrics"][0] for r in api["results"]} == sources
-    notes = {(r["event"], r.get("label")): r["_value"] for r in panel("Events with notes")
+    # Sources as the built-in dashboard asks for them: whole visits, never `internal`
+    sources = {r["source"]: [r["visitors"], r["visits"], r["pageviews"], round(r["bounce_rate"], 1)]
+               for r in panel("Sources")}
+    api = ask(engine, metrics=["visitors", "visits", "pageviews", "bounce_rate"],
+              dimensions=["visit:source"], filters=[["is_not", "visit:source", ["internal"]]])
+    assert {r["dimensions"][0]: r["metrics"] for r in api["results"]} == sources
+    for table, dimension in (("Entry pages", "visit:entry_page"), ("Exit pages", "visit:exit_page")):
+        key = dimension.split(":")[1]
+        shown = {r[key]: [r["visitors"], r["visits"], round(r["bounce_rate"], 1)] for r in panel(table)}
+        api = ask(engine, metrics=["visitors", "visits", "bounce_rate"], dimensions=[dimension])
+        assert {r["dimensions"][0]: r["metrics"] for r in api["results"]} == shown, table
+    notes = {(r["event"], r.get("label")): r["events"] for r in panel("Events with notes")
              if r.get("label")}
     api = ask(engine, metrics=["events"], dimensions=["event:name", "event:props:note"])
     assert {tuple(r["dimensions"]): r["metrics"][0] for r in api["results"]} == notes
-    # Per-day panels: aggregateWindow stamps a day's value at the day's end.
-    by_day = ask(engine, metrics=["visitors", "visits", "bounce_rate"], dimensions=["time:day"])
+    # Per-day panels: a day's value is stamped at the day's start, as the API labels it.
+    by_day = ask(engine, metrics=["visitors", "visits", "bounce_rate", "views_per_visit"],
+                 dimensions=["time:day"])
     api_days = {r["dimensions"][0]: r["metrics"] for r in by_day["results"]}
-    for title, index in (("Unique visitors per day", 0), ("Sessions per day", 1), ("Bounce rate (%)", 2)):
-        shown = {(r["_time"] - timedelta(days=1)).date().isoformat(): r["_value"] for r in panel(title)}
-        if title.startswith("Bounce"):  # the panel's map() keeps every row; the API rounds to 0.1
-            shown = {(r["_time"]).date().isoformat(): round(r["_value"], 1) for r in panel(title)}
+    for title, index in (("Unique visitors per day", 0), ("Visits per day", 1), ("Bounce rate", 2),
+                         ("Views per visit", 3)):
+        shown = {r["_time"].date().isoformat(): round(r["_value"], 1 if index == 2 else 2)
+                 for r in panel(title)}
         assert shown == {day: values[index] for day, values in api_days.items()}, title
 
 

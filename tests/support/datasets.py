@@ -230,7 +230,7 @@ def grafana_queries() -> list[tuple[str, str, str]]:
                 out.append((path.stem, p["title"], target["query"]))
         for anno in board["annotations"]["list"]:
             out.append((path.stem, "annotation " + anno["name"], anno["target"]["query"]))
-        for var in board["templating"]["list"]:
+        for var in board["templating"].get("list", []):
             out.append((path.stem, "variable " + var["name"], var["query"]))
     return out
 

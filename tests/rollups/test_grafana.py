@@ -1,0 +1,295 @@
+"""The Grafana dashboards: built with Grafana's typed SDK and parsed back by it, importable with any
+datasource, and every panel's query run on real rollups against figures computed here."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models import dashboard as model
+
+from analytics_bp.schema import raw_line
+from tests.support.build import ROOT
+from tests.support.datasets import (
+    DAYS,
+    ENGAGED_TRAFFIC,
+    expected_daily_traffic,
+    expected_engaged_traffic,
+    grafana_queries,
+    setup_rollups,
+    substitute,
+    write,
+)
+from tests.support.influx import Influx
+from tests.support.visits import figures, visits
+
+sys.path.insert(0, str(ROOT / "grafana"))
+import build_dashboards
+
+Rows = list[dict[str, Any]]
+BOARDS = sorted((ROOT / "grafana" / "dashboards").glob("*.json"))
+
+
+def test_committed_dashboards_are_generated_from_the_definitions() -> None:
+    rendered = build_dashboards.render_all()
+    assert sorted(p.relative_to(ROOT) for p in rendered) == sorted(
+        p.relative_to(ROOT) for p in (ROOT / "grafana").glob("*/*.json"))
+    for path, text in rendered.items():
+        assert path.read_text() == text, path
+
+
+def lost(written: Any, parsed: Any, path: str = "") -> list[str]:
+    """Where `parsed` (the SDK's model, encoded again) lacks or changed something of `written`;
+    the defaults the parser fills in (an empty `custom`, `limit: 0`) are no loss."""
+    if isinstance(written, dict) and isinstance(parsed, dict):
+        return [miss for key, value in written.items()
+                for miss in ([f"{path}/{key}"] if key not in parsed
+                             else lost(value, parsed[key], f"{path}/{key}"))]
+    if isinstance(written, list) and isinstance(parsed, list) and len(written) == len(parsed):
+        return [miss for i, (a, b) in enumerate(zip(written, parsed, strict=True))
+                for miss in lost(a, b, f"{path}[{i}]")]
+    return [] if written == parsed else [path]
+
+
+@pytest.mark.parametrize("path", BOARDS + sorted((ROOT / "grafana" / "import").glob("*.json")),
+                         ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_the_sdk_parses_every_dashboard_without_losing_anything(path: Any) -> None:
+    """The SDK's own parser reads each file into its typed models: nothing in it is a key the
+    dashboard schema does not know (it would be dropped), and every target is a Flux query.
+    The schema's annotation target has only the Grafana datasource's fields (the SDK says so in
+    a TODO), so an InfluxDB annotation's query is read as a target on its own."""
+    build_dashboards.register()
+    data = json.loads(path.read_text())
+    data.pop("__inputs", None), data.pop("__requires", None)
+    annotations = [a.pop("target") for a in data["annotations"]["list"]]
+    parsed = model.Dashboard.from_json(data)
+    assert lost(data, json.loads(json.dumps(parsed, cls=JSONEncoder))) == []
+    panels = parsed.panels or []
+    assert panels and all(isinstance(t, build_dashboards.FluxQuery)
+                          for p in panels for t in (p.targets or []))  # type: ignore[union-attr]
+    assert [build_dashboards.FluxQuery.from_json(a).query for a in annotations] == [
+        build_dashboards.q.MARKS]
+
+
+def datasource_refs(node: Any) -> list[dict[str, Any]]:
+    """Every `datasource` object anywhere in a dashboard: panels, targets, variables, annotations."""
+    if isinstance(node, dict):
+        found = [node["datasource"]] if isinstance(node.get("datasource"), dict) else []
+        return found + [ref for value in node.values() for ref in datasource_refs(value)]
+    if isinstance(node, list):
+        return [ref for value in node for ref in datasource_refs(value)]
+    return []
+
+
+def grafana_import(text: str, chosen: dict[str, str]) -> dict[str, Any]:
+    """What Grafana's import page does with a dashboard that has `__inputs`: each input becomes a
+    choice, and `${NAME}` is replaced by the chosen datasource's uid everywhere in the JSON."""
+    data = json.loads(text)
+    for item in data["__inputs"]:
+        assert item["type"] == "datasource" and item["pluginId"] == "influxdb"
+        text = text.replace("${" + item["name"] + "}", chosen[item["name"]])
+    imported: dict[str, Any] = json.loads(text)
+    del imported["__inputs"], imported["__requires"]
+    return imported
+
+
+@pytest.mark.parametrize("name", ["traffic", "events", "usage"])
+def test_an_exported_dashboard_imports_into_a_grafana_with_another_datasource_uid(name: str) -> None:
+    text = (ROOT / "grafana" / "import" / f"{name}.json").read_text()
+    imported = grafana_import(text, {"DS_ANALYTICS": "P951FEA4DE68E13C5"})
+    refs = datasource_refs(imported)
+    assert len(refs) >= 2 * len(imported["panels"])  # each panel and each of its targets
+    assert all(ref == {"type": "influxdb", "uid": "P951FEA4DE68E13C5"} for ref in refs)
+    assert "${DS_" not in json.dumps(imported)
+    # the provisioned twin is the same dashboard on the fixed uid that provisioning creates
+    provisioned = json.loads((ROOT / "grafana" / "dashboards" / f"{name}.json").read_text())
+    assert json.loads(json.dumps(imported).replace("P951FEA4DE68E13C5", "analytics-influxdb")) == provisioned
+    assert {r["uid"] for r in datasource_refs(provisioned)} == {"analytics-influxdb"}
+
+
+def test_every_panel_has_a_unit_and_every_table_column_a_display_name(influx: Influx, rolled: Any) -> None:
+    bucket, _ = rolled
+    for path in BOARDS:
+        for panel in json.loads(path.read_text())["panels"]:
+            config = panel["fieldConfig"]
+            if panel["type"] == "timeseries":
+                assert {"unit", "decimals"} <= set(config["defaults"]), panel["title"]
+                continue
+            named = {o["matcher"]["options"]: {p["id"]: p.get("value") for p in o["properties"]}
+                     for o in config["overrides"]}
+            rows = influx.query(substitute(panel["targets"][0]["query"], bucket))
+            columns = {k for r in rows for k in r if k not in ("result", "table")}
+            assert columns and not [c for c in columns if c.startswith("_")], (panel["title"], columns)
+            assert columns <= set(named), (panel["title"], columns - set(named))
+            for column in columns:
+                assert named[column]["displayName"][0].isupper(), (panel["title"], column)
+                if isinstance(rows[0].get(column), int | float):
+                    assert {"unit", "decimals"} <= set(named[column]), (panel["title"], column)
+
+
+def test_units_of_the_figures_a_reader_compares() -> None:
+    units = {(p["title"]): p["fieldConfig"]["defaults"].get("unit") for path in BOARDS
+             for p in json.loads(path.read_text())["panels"] if p["type"] == "timeseries"}
+    assert units["Bounce rate"] == "percent" and units["Median load time"] == "ms"
+    assert units["Median time on page"] == units["Visit duration"] == "s"
+    traffic = json.loads((ROOT / "grafana" / "dashboards" / "traffic.json").read_text())
+    countries = next(p for p in traffic["panels"] if p["title"] == "Countries")
+    mapping = next(prop["value"][0]["options"] for o in countries["fieldConfig"]["overrides"]
+                   for prop in o["properties"] if prop["id"] == "mappings")
+    assert mapping["DE"] == {"text": "Germany (DE)"} and mapping["GB"] == {"text": "United Kingdom (GB)"}
+    assert len(mapping) >= 249  # every ISO 3166 code
+
+
+def test_only_dashboards_whose_panels_have_a_domain_offer_the_domain_variable() -> None:
+    for path in BOARDS:
+        dash = json.loads(path.read_text())
+        uses = [p["title"] for p in dash["panels"] if "${domain:regex}" in p["targets"][0]["query"]]
+        names = [v["name"] for v in dash["templating"].get("list", [])]
+        assert (names == ["domain"]) == bool(uses), path.name
+        assert path.name != "usage.json" or not uses
+
+
+def the_visits(data: Rows) -> dict[str, list[Any]]:
+    by_domain: dict[str, list[Any]] = defaultdict(list)
+    for domain in {r["domain"] for r in data}:
+        by_domain[domain] = visits([r for r in data if r["domain"] == domain])
+    return by_domain
+
+
+def visit_rows(key: str, exclude: tuple[str, ...] = ()) -> Callable[[Rows, Rows], bool]:
+    """A visit table: visitors, visits, pageviews and bounce rate per (domain, first or last
+    value) from the visits computed here, largest by visitors first."""
+    def check(rows: Rows, data: Rows) -> bool:
+        expected = {}
+        for domain, found in the_visits(data).items():
+            groups: dict[str, list[Any]] = defaultdict(list)
+            for v in found:
+                groups[v.value("source" if key == "source" else key)].append(v)
+            for value, group in groups.items():
+                if value not in exclude:
+                    f = figures(group)
+                    expected[(domain, value)] = (f["visitors"], f["visits"], f["pageviews"],
+                                                 pytest.approx(100 * f["bounces"] / f["visits"]))
+        got = {(r["domain"], r[key]): (r["visitors"], r["visits"], r["pageviews"], r["bounce_rate"])
+               for r in rows}
+        order = [(r["visitors"], r["visits"]) for r in rows]
+        return bool(got == expected and order == sorted(order, reverse=True))
+    return check
+
+
+def daily(field: str) -> Callable[[Rows, Rows], bool]:
+    """A per-day traffic panel shows exactly the daily rollup's figure, at the day's start."""
+    def check(rows: Rows, data: Rows) -> bool:
+        expected = {(day, domain): value
+                    for (day, domain, name), value in expected_daily_traffic(data).items() if name == field}
+        return {(r["_time"], r["domain"]): r["_value"] for r in rows} == pytest.approx(expected)
+    return check
+
+
+def tops(*keys: str, metric: str = "pageviews",
+         rename: Callable[[str], str] = str) -> Callable[[Rows, Rows], bool]:
+    """A top-N table shows the exact counts, largest first."""
+    def check(rows: Rows, data: Rows) -> bool:
+        got = {tuple(r[k] for k in keys): r[metric] for r in rows}
+        values = [r[metric] for r in rows]
+        want = Counter(tuple(rename(r[k]) if k == "timezone" else r[k] for k in keys) for r in data)
+        return got == dict(want) and values == sorted(values, reverse=True)
+    return check
+
+
+MINUS = "\u2212"  # as the built-in dashboard writes a zone west of UTC
+
+
+def zone(minutes_west: str) -> str:
+    east = -int(minutes_west)
+    return f"UTC{'+' if east >= 0 else MINUS}{abs(east) // 60:02d}:{abs(east) % 60:02d}"
+
+
+EVENT_DAY, LINK_DAY = DAYS[1], DAYS[2]
+H10 = timedelta(hours=10)
+EXPECTED_ROWS: dict[str, Callable[[Rows, Rows], bool]] = {
+    # hourly sums in one-day windows (bind's windowPeriod), stamped at the window's start
+    "Pageviews": lambda rows, data: {(r["_time"], r["domain"]): r["_value"] for r in rows} == dict(
+        Counter((r["time"].replace(hour=0, minute=0, second=0, microsecond=0), r["domain"]) for r in data)),
+    "Unique visitors per day": daily("visitors"),
+    "Visits per day": daily("sessions"),
+    "Views per visit": daily("pages_per_session"),
+    "Median load time": daily("load_ms_median"),
+    "Bounce rate": lambda rows, data: {(r["_time"], r["domain"]): r["_value"] for r in rows}
+    == pytest.approx({(day, domain): 100 * value / expected_daily_traffic(data)[(day, domain, "sessions")]
+                      for (day, domain, name), value in expected_daily_traffic(data).items()
+                      if name == "bounces"}),
+    "Top pages": tops("domain", "page"),
+    "Entry pages": visit_rows("entry_page"),
+    "Exit pages": visit_rows("exit_page"),
+    # `internal` is where a visit's later pages came from, never a visit's source
+    "Sources": visit_rows("source", exclude=("internal",)),
+    "Browsers, OS and devices": tops("browser", "os", "device"),
+    "Countries": tops("country"),
+    "Time zones and platforms": tops("timezone", "platform", rename=zone),
+    "Events": lambda rows, data: {(r["_time"], r["event"]): r["_value"] for r in rows} == {
+        (EVENT_DAY, "socialclick"): 3, (EVENT_DAY, "signup"): 1, (LINK_DAY, "outbound"): 3,
+        (LINK_DAY, "download"): 3},
+    "Events with notes": lambda rows, data: {(r["event"], r.get("label")): r["events"] for r in rows} == {
+        ("socialclick", "twitter"): 2, ("socialclick", "mastodon"): 1, ("signup", None): 1,
+        ("outbound", None): 3, ("download", None): 3},
+    "Outbound links by destination": lambda rows, data: [
+        (r["domain"], r["destination"], r["clicks"]) for r in rows] == [
+        ("b.example", "github.com", 2), ("b.example", "mastodon.social", 1)],
+    "Downloads by file": lambda rows, data: [(r["domain"], r["file"], r["downloads"]) for r in rows] == [
+        ("b.example", "/files/report.pdf", 2), ("b.example", "cdn.example.net/x.zip", 1)],
+    "Median time on page": lambda rows, data: {(r["_time"], r["domain"]): r["_value"] for r in rows}
+    == {(day, domain): value for (day, domain, name), value in expected_engaged_traffic().items()
+        if name == "time_on_page_median"},
+    "Visit duration": lambda rows, data: {(r["_time"], r["domain"]): r["_value"] for r in rows}
+    == pytest.approx({(day, domain): value / ENGAGED_TRAFFIC[(day, domain, "engaged_visits")]
+                      for (day, domain, name), value in ENGAGED_TRAFFIC.items() if name == "visit_seconds"}),
+    # /p0: day medians 12 (3 views) and 100 (1 view): 12; /p1: 30 (1 view) and 6 (2 views): 6
+    "Time on page by page": lambda rows, data: [
+        (r["domain"], r["page"], r["pageviews"], r["time_on_page"]) for r in rows] == [
+        ("b.example", "/p0", 4, 12.0), ("b.example", "/p1", 3, 6.0)],
+    "Usage by action": lambda rows, data: [(r["_time"], r["action"], r["_value"]) for r in rows] == [
+        (EVENT_DAY, "docs.extract", 2)],
+    "Counts by category and event": lambda rows, data: [
+        (r["category"], r["event"], r["count"]) for r in rows] == [("api", "call", 5)],
+    "Distinct identifiers per period": lambda rows, data: [
+        (r["category"], r["period"], r["distinct"]) for r in rows] == [("logins", "day", 7)],
+    "Rejected beacons by reason": lambda rows, data: [(r["_time"], r["reason"], r["_value"])
+                                                      for r in rows] == [(EVENT_DAY, "bad_json", 3)],
+    "annotation Marks": lambda rows, data: [r["_value"] for r in rows] == ["deploy v2"],
+    "variable domain": lambda rows, data: [r["_value"] for r in rows] == ["a.example", "b.example"],
+}
+
+
+def test_every_dashboard_query_runs_on_the_rollups(influx: Influx, rolled: Any) -> None:
+    bucket, loaded = rolled
+    queries = grafana_queries()
+    assert len(queries) >= 20
+    assert {title for _, title, _ in queries} == set(EXPECTED_ROWS)  # every panel has exact values
+    for board, title, query in queries:
+        assert "v.timeRangeStart" in query or title.startswith("variable")
+        rows = influx.query(substitute(query, bucket))
+        assert rows, f"{board}/{title} returned nothing"
+        assert EXPECTED_ROWS[title](rows, loaded), f"{board}/{title}: {rows[:3]}"
+    # the domain variable narrows every panel that has a domain
+    only_b = influx.query(substitute(dict(((t, q) for _, t, q in queries))["Pageviews"], bucket,
+                                     re.escape("b.example")))
+    assert {r["domain"] for r in only_b} == {"b.example"}
+    assert sum(r["_value"] for r in only_b) == sum(1 for r in loaded if r["domain"] == "b.example")
+
+
+def test_the_domain_variable_lists_a_site_before_its_first_rollup(influx: Influx, bucket: str) -> None:
+    """A site whose first beacon arrived seconds ago is in the raw bucket only; it is listed."""
+    setup_rollups(influx, bucket)
+    variable = next(q for _, t, q in grafana_queries() if t == "variable domain")
+    line = raw_line("pageview", {"domain": "c.example", "count": 1, "visitor": "v", "page": "/",
+                                 "source": "direct"}, int((DAYS[2] + H10).timestamp() * 1e9))
+    write(influx, bucket, [line])
+    assert [r["_value"] for r in influx.query(substitute(variable, bucket))] == ["c.example"]
