@@ -106,6 +106,8 @@ MEASUREMENTS: tuple[Measurement, ...] = (
     Measurement("1h", "usage_counts", ("category", "event"), ("count",), "`count` sums per hour"),
     Measurement("1h", "rejected", ("reason",), ("count",), "refused beacons per hour"),
     Measurement("1h", "mark", ("category",), ("name", "count"), "marks, copied for Grafana annotations"),
+    Measurement("1h", "watermark", (), ("count",),
+                "one point per run, at the end of the hours it rolled up (`flux/watermark.flux`)"),
     Measurement("1d", "traffic", ("domain",),
                 ("pageviews", "visitors", "sessions", "bounces", "pages_per_session", "load_ms_median",
                  "engaged_views", "time_on_page_median", "visit_seconds", "engaged_visits"),
@@ -128,6 +130,8 @@ MEASUREMENTS: tuple[Measurement, ...] = (
     *(Measurement("1d", name, ("domain", key), VISIT_FIELDS, holds)
       for name, (key, holds) in VISIT_TABLES.items()),
     Measurement("1d", "usage_seen", ("category", "period"), ("distinct",), "`seen`, kept forever"),
+    Measurement("1d", "watermark", (), ("count",),
+                "one point per run, at the end of the hours it rolled up (`flux/watermark.flux`)"),
     Measurement("1mo", "traffic", ("domain",),
                 ("pageviews", "visitors", "sessions", "bounces", "visit_seconds", "engaged_visits"),
                 "the site's monthly figures", sometimes=("visit_seconds", "engaged_visits")),

@@ -63,14 +63,53 @@ def visit_table(measurement: str, key: str, n: int = 20, where: str = "") -> str
     )
 
 
+# The hourly rollup holds every hour up to its task's last stop (its watermark); the hour under
+# way, and any the task has not reached yet, come from raw points, as the built-in dashboard
+# reads them. Flux refuses an empty range, so each part reads one nanosecond more than it needs
+# and filters the extra instant out.
+HOURLY_CUT = (
+    'import "date"\n'
+    'mark = from(bucket: v.defaultBucket + "_1h")\n'
+    "  |> range(start: 0, stop: v.timeRangeStop)\n"
+    '  |> filter(fn: (r) => r._measurement == "watermark" and r._field == "count")\n'
+    "  |> last()\n"
+    "  |> findRecord(fn: (key) => true, idx: 0)\n"
+    "cut = if not exists mark._time or mark._time < v.timeRangeStart then v.timeRangeStart else mark._time\n"
+)
+
+# The raw measurement an hourly rollup sums (field `count`).
+RAW_OF = {"pageviews": "pageview", "events": "event", "usage": "usage", "rejected": "rejected"}
+
+
 def hourly(measurement: str, by: list[str]) -> str:
-    """A `_1h` count summed per Grafana window (`v.windowPeriod`), stamped at the window's start."""
+    """A count per Grafana window (`v.windowPeriod`), stamped at the window's start: the `_1h`
+    rollup before the cut, raw points summed per hour after it."""
+    group = f"  |> group(columns: {json.dumps(by)})\n"
+    domain = "" if measurement in WITHOUT_DOMAIN else DOMAIN_FILTER
+    rolled = (
+        f'from(bucket: v.defaultBucket + "_1h")\n'
+        "  |> range(start: v.timeRangeStart, stop: date.add(d: 1ns, to: cut))\n"
+        f'  |> filter(fn: (r) => r._measurement == "{measurement}" and r._field == "count")\n'
+        + domain + "  |> filter(fn: (r) => r._time < cut)\n" + group
+    )
+    fresh = (
+        "from(bucket: v.defaultBucket)\n"
+        "  |> range(start: cut, stop: date.add(d: 1ns, to: v.timeRangeStop))\n"
+        f'  |> filter(fn: (r) => r._measurement == "{RAW_OF[measurement]}" and r._field == "count")\n'
+        + domain + "  |> filter(fn: (r) => r._time < v.timeRangeStop)\n" + group
+        + '  |> aggregateWindow(every: 1h, fn: sum, timeSrc: "_start", createEmpty: false)\n'
+    )
     return (
-        rollup("1h", measurement)
-        + f"  |> group(columns: {json.dumps(by)})\n"
+        HOURLY_CUT
+        + "union(tables: [\n" + indent(rolled) + ",\n" + indent(fresh) + ",\n])\n"
+        + group
         + '  |> aggregateWindow(every: v.windowPeriod, fn: sum, timeSrc: "_start", createEmpty: false)\n'
         + f'  |> keep(columns: {json.dumps(["_time", "_value", *by])})'
     )
+
+
+def indent(flux: str) -> str:
+    return "\n".join("    " + line for line in flux.rstrip("\n").splitlines())
 
 
 def daily(field: str) -> str:

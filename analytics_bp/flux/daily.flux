@@ -15,7 +15,12 @@ out = "__DAILY_BUCKET__"
 // ANALYTICS_TOP_VALUES: visitor-controlled values kept as tags per site and day, by visitors.
 top = int(v: "__TOP_VALUES__")
 stop = date.truncate(t: now(), unit: 1h)
-start = date.sub(d: 1d, from: date.truncate(t: now(), unit: 1d))
+
+// include: watermark.flux
+
+// Yesterday and today, or every day since the last run's stop (watermark.flux), from midnight.
+start = date.truncate(t: watermarkBefore(bucket: out, stop: stop,
+    usual: date.sub(d: 1d, from: date.truncate(t: now(), unit: 1d))), unit: 1d)
 
 // include: ranked.flux
 
@@ -166,3 +171,5 @@ from(bucket: raw)
     |> filter(fn: (r) => r._measurement == "usage_seen")
     |> to(bucket: out)
     |> yield(name: "usage_seen")
+
+markWatermark(bucket: out, stop: stop)

@@ -1,5 +1,6 @@
-// Hourly rollups of the raw bucket. Each run re-aggregates the two complete hours before it, so a
-// late point is counted on the next run, and a window processed again overwrites the same points.
+// Hourly rollups of the raw bucket. Each run re-aggregates the two complete hours before it (and
+// every hour since the last run's stop, after missed runs: watermark.flux), so a late point is
+// counted on the next run, and a window processed again overwrites the same points.
 import "array"
 import "date"
 
@@ -10,7 +11,10 @@ out = "__HOURLY_BUCKET__"
 // ANALYTICS_TOP_VALUES: visitor-controlled values kept as tags per site and hour, by visitors.
 top = int(v: "__TOP_VALUES__")
 stop = date.truncate(t: now(), unit: 1h)
-start = date.sub(d: 2h, from: stop)
+
+// include: watermark.flux
+
+start = watermarkBefore(bucket: out, stop: stop, usual: date.sub(d: 2h, from: stop))
 
 // include: ranked.flux
 
@@ -50,3 +54,5 @@ from(bucket: raw)
     |> filter(fn: (r) => r._measurement == "mark")
     |> to(bucket: out)
     |> yield(name: "marks")
+
+markWatermark(bucket: out, stop: stop)

@@ -23,6 +23,7 @@ from tests.support.datasets import (
     expected_daily_traffic,
     expected_engaged_traffic,
     grafana_queries,
+    run_rollup,
     setup_rollups,
     substitute,
     write,
@@ -293,3 +294,29 @@ def test_the_domain_variable_lists_a_site_before_its_first_rollup(influx: Influx
                                  "source": "direct"}, int((DAYS[2] + H10).timestamp() * 1e9))
     write(influx, bucket, [line])
     assert [r["_value"] for r in influx.query(substitute(variable, bucket))] == ["c.example"]
+
+
+def test_the_hourly_panels_include_the_hour_under_way(influx: Influx, bucket: str) -> None:
+    """At 11:50 the hourly task has rolled up 10:00-11:00; the pageview of 11:40 and the event of
+    11:45 are raw points only, and the panels show them (from raw points after the task's
+    watermark), each hour once."""
+    setup_rollups(influx, bucket)
+    day = DAYS[0]
+    stamp = lambda h, m: int((day + timedelta(hours=h, minutes=m)).timestamp() * 1e9)  # noqa: E731
+    visit = {"domain": "a.example", "count": 1, "visitor": "v", "sess_id": "s", "page": "/"}
+    write(influx, bucket, [raw_line("pageview", {**visit, "source": "direct"}, stamp(10, 20)),
+                           raw_line("pageview", {**visit, "source": "internal"}, stamp(11, 40)),
+                           raw_line("event", {**visit, "event": "signup"}, stamp(11, 45))])
+    run_rollup(influx, bucket, "hourly", day + timedelta(hours=11, minutes=5))
+    panels = {t: q for _, t, q in grafana_queries()}
+    at = lambda h, m: (day + timedelta(hours=h, minutes=m)).strftime("%Y-%m-%dT%H:%M:%SZ")  # noqa: E731
+
+    def shown(title: str, stop: str) -> list[tuple[Any, Any]]:
+        query = build_dashboards.bind(panels[title], bucket, at(0, 0), stop, window="1h")
+        return sorted((r["_time"], r["_value"]) for r in influx.query(query))
+
+    assert shown("Pageviews", at(11, 50)) == [(day + timedelta(hours=10), 1), (day + timedelta(hours=11), 1)]
+    assert shown("Events", at(11, 50)) == [(day + timedelta(hours=11), 1)]
+    # a range ending exactly at the watermark, and one ending before it
+    assert shown("Pageviews", at(11, 0)) == [(day + timedelta(hours=10), 1)]
+    assert shown("Pageviews", at(10, 30)) == [(day + timedelta(hours=10), 1)]

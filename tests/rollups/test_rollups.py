@@ -141,10 +141,52 @@ def test_late_points_are_counted_by_the_next_run(influx: Influx, bucket: str) ->
     run_rollup(influx, bucket, "hourly", DAYS[0] + timedelta(hours=11))
     write(influx, bucket, [pv(1)])  # arrives late, after its hour was rolled up
     run_rollup(influx, bucket, "hourly", DAYS[0] + timedelta(hours=12))
-    rows = influx.query('from(bucket: b) |> range(start: 0)', b=bucket + "_1h")
+    rows = influx.query('from(bucket: b) |> range(start: 0)'
+                        ' |> filter(fn: (r) => r._measurement != "watermark")', b=bucket + "_1h")
     assert sorted((r["_measurement"], r["_time"], r["_value"]) for r in rows) == [
         (m, DAYS[0] + timedelta(hours=10), 2)
         for m in ("agents", "countries", "pages", "pageviews", "sources")]
+
+
+def pageviews_at(*stamps: datetime) -> list[str]:
+    return [raw_line("pageview", {"domain": "a.example", "page": "/", "source": "direct", "count": 1,
+                                  "visitor": f"v{i}", "sess_id": f"s{i}"}, int(t.timestamp() * 1e9))
+            for i, t in enumerate(stamps)]
+
+
+def test_the_hourly_task_catches_up_the_hours_its_missed_runs_would_have_rolled_up(
+        influx: Influx, bucket: str) -> None:
+    """influxd down from 11:30 to 15:30: the 12:05, 13:05, 14:05 and 15:05 runs never happen, and
+    InfluxDB does not make them up. The 16:05 run rolls up every hour since the last run's stop,
+    not only the usual two; ten days later, a run goes back seven days at most."""
+    setup_rollups(influx, bucket)
+    day = DAYS[0]
+    write(influx, bucket, pageviews_at(*(day + timedelta(hours=h, minutes=20) for h in range(10, 16))))
+    run_rollup(influx, bucket, "hourly", day + timedelta(hours=11, minutes=5))
+    run_rollup(influx, bucket, "hourly", day + timedelta(hours=16, minutes=5))
+    hours = table(influx, bucket + "_1h", "pageviews", ["domain"])
+    assert hours == {(day + timedelta(hours=h), "a.example"): 1 for h in range(10, 16)}
+    later = day + timedelta(days=10)
+    write(influx, bucket, pageviews_at(day + timedelta(days=1, hours=3), day + timedelta(days=8, hours=3)))
+    run_rollup(influx, bucket, "hourly", later + timedelta(minutes=5))
+    hours = table(influx, bucket + "_1h", "pageviews", ["domain"])
+    assert (day + timedelta(days=8, hours=3), "a.example") in hours  # within seven days: caught up
+    assert (day + timedelta(days=1, hours=3), "a.example") not in hours  # older: `upgrade --since`
+
+
+def test_the_daily_task_catches_up_the_days_its_missed_runs_would_have_rolled_up(
+        influx: Influx, bucket: str) -> None:
+    setup_rollups(influx, bucket)
+    day = DAYS[0]
+    write(influx, bucket, pageviews_at(*(day + timedelta(days=d, hours=12) for d in range(5))))
+    run_rollup(influx, bucket, "daily", day + timedelta(days=1, minutes=10))
+    run_rollup(influx, bucket, "daily", day + timedelta(days=5, minutes=10))  # four days down
+    traffic = table(influx, bucket + "_1d", "traffic", ["domain"])
+    got = {stamp: value for (stamp, _), value in traffic.items()}
+    pageviews = {r["_time"]: r["_value"] for r in influx.query(
+        'from(bucket: b) |> range(start: 0) |> filter(fn: (r) => r._measurement == "traffic"'
+        ' and r._field == "pageviews")', b=bucket + "_1d")}
+    assert got and pageviews == {day + timedelta(days=d): 1 for d in range(5)}
 
 
 def test_month_salt_gives_true_monthly_uniques(influx: Influx, bucket: str,
