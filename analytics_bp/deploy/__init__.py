@@ -36,7 +36,7 @@ def export_grafana(cfg: Config, target: InfluxTarget, directory: Path) -> list[P
         if relative.name == "analytics.yaml" and "datasources" in relative.parts:
             text = _filled_datasource(text, cfg, target)
         elif relative.suffix == ".json":
-            text = text.replace('"timezone": "utc"', f'"timezone": {json.dumps(_grafana_zone(cfg))}')
+            text = _in_site_zone(text, cfg)
         written.append(_write(directory / relative, text))
     return written
 
@@ -50,9 +50,12 @@ def _filled_datasource(text: str, cfg: Config, target: InfluxTarget) -> str:
             .replace("${ANALYTICS_BUCKET}", json.dumps(cfg.bucket)) + "\n")
 
 
-def _grafana_zone(cfg: Config) -> str:
-    """Grafana's dashboard time zone: "utc", or the IANA name the sites' days follow."""
-    return "utc" if cfg.timezone in ("UTC", "Etc/UTC") else cfg.timezone
+def _in_site_zone(text: str, cfg: Config) -> str:
+    """A dashboard whose days are the sites' days (ANALYTICS_TIMEZONE, an IANA name the settings
+    validated): Grafana's time zone, and the location of every query's day windows."""
+    zone = "utc" if cfg.timezone in ("UTC", "Etc/UTC") else cfg.timezone
+    return (text.replace('"timezone": "utc"', f'"timezone": {json.dumps(zone)}')
+            .replace('timezone.location(name: \\"UTC\\")', f'timezone.location(name: \\"{cfg.timezone}\\")'))
 
 
 def export_nginx(cfg: Config, directory: Path) -> list[Path]:

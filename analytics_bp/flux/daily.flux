@@ -46,28 +46,11 @@ pageviews(field: "visitor")
 pageviews(field: "load_ms")
     |> daily(fn: (tables=<-) => tables |> toFloat() |> quantile(q: 0.5, method: "exact_mean"), field: "load_ms_median")
 
-// Per session and day: sessions, bounces (sessions with one page that day) and pages per session,
-// in one pass. Sorting by session ID puts each session's pageviews side by side, so `reduce` counts
-// runs: a new ID is a new session (a bounce until its second pageview). Grouping by session
-// instead made one table per session and was several times slower.
+// Per session and day: sessions, bounces and pages per session, in one pass (sessions.flux).
+// include: sessions.flux
+
 pageviews(field: "sess_id")
-    |> group(columns: ["domain"])
-    |> window(every: 1d)
-    |> keep(columns: ["domain", "_start", "_stop", "_value"])
-    |> sort(columns: ["_value"])
-    |> reduce(
-        identity: {prev: "", run: 0, sessions: 0, views: 0, bounces: 0},
-        fn: (r, accumulator) => {
-            same = r._value == accumulator.prev
-            return {
-                prev: r._value,
-                run: if same then accumulator.run + 1 else 1,
-                sessions: accumulator.sessions + (if same then 0 else 1),
-                views: accumulator.views + 1,
-                bounces: accumulator.bounces + (if not same then 1 else if accumulator.run == 1 then -1 else 0),
-            }
-        },
-    )
+    |> sessionsPerDay()
     |> map(fn: (r) => ({r with _time: r._start, _measurement: "traffic",
         pages_per_session: float(v: r.views) / float(v: r.sessions)}))
     |> to(
@@ -84,6 +67,7 @@ rankCountries(every: 1d)
 rankEvents(every: 1d)
 
 // Per visit: entry and exit pages, the visit's source and UTM values (visits.flux).
+// include: visit_rows.flux
 // include: visits.flux
 
 // Only in the daily rollups: time zone and platform, and UTM values (pageviews with one).
