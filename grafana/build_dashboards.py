@@ -131,11 +131,9 @@ TRAFFIC = [
           description="Visits of one pageview, of all visits of the day."),
     Panel("timeseries", "Views per visit", q.daily("pages_per_session"), "short", 2),
     Panel("timeseries", "Median load time", q.daily("load_ms_median"), "ms", 0),
-    Panel("timeseries", "Median time on page", q.daily_rollup("time_on_page_median"), "s", 0,
-          description="Today as of the daily task's last run (at most an hour old)."),
+    Panel("timeseries", "Median time on page", q.TIME_ON_PAGE_SERIES, "s", 0),
     Panel("timeseries", "Visit duration", q.VISIT_DURATION, "s", 0,
-          description="Engaged seconds per visit that sent engaged time; today as of the daily "
-                      "task's last run (at most an hour old)."),
+          description="Engaged seconds per visit that sent engaged time."),
     Panel("table", "Top pages", q.pageviews_by("pages", ["page"], per_site=True),
           columns=cols(domain=SITE, page=("Page", ("string", 0)), pageviews=PAGEVIEWS)),
     Panel("table", "Entry pages", q.visit_table("entry_pages", "entry_page"),
@@ -161,22 +159,22 @@ TRAFFIC = [
 
 EVENTS = [
     Panel("timeseries", "Events", q.hourly("events", ["event"])),
-    Panel("table", "Events with notes", q.top("1d", "events", ["event", "label"], "events", 50),
+    Panel("table", "Events with notes", q.events_by(["event", "label"], "events"),
           columns=cols(event=("Event", ("string", 0)), label=("Note", ("string", 0)),
                        events=("Events", COUNT))),
     Panel("table", "Outbound links by destination",
-          q.top("1d", "events", ["domain", "destination"], "clicks", 50, 'r.event == "outbound"'),
+          q.events_by(["domain", "destination"], "clicks", event="outbound"),
           columns=cols(domain=SITE, destination=("Destination", ("string", 0)),
                        clicks=("Clicks", COUNT))),
     Panel("table", "Downloads by file",
-          q.top("1d", "events", ["domain", "file"], "downloads", 50, 'r.event == "download"'),
+          q.events_by(["domain", "file"], "downloads", event="download"),
           columns=cols(domain=SITE, file=("File", ("string", 0)), downloads=("Downloads", COUNT))),
 ]
 
 USAGE = [
     Panel("timeseries", "Usage by action", q.hourly("usage", ["action"])),
     Panel("table", "Counts by category and event",
-          q.top("1h", "usage_counts", ["category", "event"], "count", 50),
+          q.USAGE_COUNTS,
           columns=cols(category=("Category", ("string", 0)), event=("Event", ("string", 0)),
                        count=("Count", COUNT))),
     Panel("table", "Distinct identifiers per period", q.DISTINCT_IDS,

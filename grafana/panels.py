@@ -1,5 +1,12 @@
 """Every Grafana panel's Flux, readable in one place (build_dashboards.py assembles the dashboards).
 
+Every panel answers as the built-in dashboard does: from a rollup up to where its task stopped
+(the watermark each run writes, flux/watermark.flux), and from raw points after it, so the hour
+under way and today are in every panel, exactly. The raw part reuses the tasks' own Flux
+(flux/sessions.flux, flux/visit_rows.flux, flux/engaged.flux), so a figure of today is computed
+the way the daily task will compute it; tests/rollups/test_grafana.py checks both parts against
+figures computed independently, and against the Stats API.
+
 Each query leaves only the columns a reader needs, named after what they hold (`page`,
 `pageviews`), so a table shows no `_start`, `_stop` or `_value`; build_dashboards.py gives them
 display names and units. Daily points keep the stamp the daily task gave them (the start of the
@@ -13,35 +20,9 @@ import json
 from importlib import resources
 
 # Server-side measurements have no domain tag: the domain variable does not apply to them.
-WITHOUT_DOMAIN = {"usage", "usage_counts", "usage_seen", "rejected", "mark"}
+WITHOUT_DOMAIN = {"usage", "usage_counts", "usage_count", "usage_seen", "rejected", "mark"}
 
 DOMAIN_FILTER = '  |> filter(fn: (r) => r.domain =~ /^${domain:regex}$/)\n'
-
-
-def rollup(bucket: str, measurement: str, fields: tuple[str, ...] = ("count",)) -> str:
-    """The start of every panel. The domain filter is a plain tag regex (no `or not exists`), so
-    InfluxDB pushes it into the storage read instead of filtering row by row in Flux."""
-    wanted = " or ".join(f'r._field == "{f}"' for f in fields)
-    domain = "" if measurement in WITHOUT_DOMAIN else DOMAIN_FILTER
-    return (
-        f'from(bucket: v.defaultBucket + "_{bucket}")\n'
-        "  |> range(start: v.timeRangeStart, stop: v.timeRangeStop)\n"
-        f'  |> filter(fn: (r) => r._measurement == "{measurement}" and ({wanted}))\n'
-        + domain
-    )
-
-
-def top(bucket: str, measurement: str, columns: list[str], metric: str = "pageviews", n: int = 20,
-        where: str = "") -> str:
-    """The n largest sums by `columns` of a rollup alone (events, usage), as columns + `metric`;
-    `where` is a Flux predicate on the rows (one event's rows)."""
-    cols = json.dumps(columns)
-    return (
-        rollup(bucket, measurement)
-        + (f"  |> filter(fn: (r) => {where})\n" if where else "")
-        + f"  |> group(columns: {cols})\n  |> sum()\n"
-        + ranked(columns, metric, n)
-    )
 
 
 def ranked(columns: list[str], metric: str, n: int) -> str:
@@ -187,15 +168,6 @@ def bounce_rate() -> str:
     )
 
 
-def daily_rollup(field: str) -> str:
-    """One `_1d` traffic field per site day, at the day's start (today as of the task's last run)."""
-    return (
-        rollup("1d", "traffic", (field,))
-        + '  |> group(columns: ["domain"])\n'
-        + '  |> keep(columns: ["_time", "_value", "domain"])'
-    )
-
-
 def pageviews_by(measurement: str, keys: list[str], per_site: bool = False, n: int = 20,
                  shown: str = "") -> str:
     """Pageviews by one or more pageview keys: the daily breakdown `measurement` before the cut,
@@ -258,18 +230,6 @@ def visit_table(measurement: str, key: str, n: int = 20, where: str = "") -> str
     )
 
 
-def daily_ratio(numerator: str, denominator: str, scale: str = "") -> str:
-    """A per-day ratio of two `_1d` traffic fields, per domain; a day without the denominator has
-    no point (no visits: no figure), rather than a 0 that reads as one."""
-    return (
-        rollup("1d", "traffic", (numerator, denominator))
-        + '  |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")\n'
-        + f"  |> filter(fn: (r) => exists r.{denominator} and r.{denominator} > 0)\n"
-        + f"  |> map(fn: (r) => ({{_time: r._time, domain: r.domain, _value: {scale}float(v: r.{numerator}) / float(v: r.{denominator})}}))\n"
-        + '  |> group(columns: ["domain"])'
-    )
-
-
 # Time zones are stored as the browser gives them, minutes west of UTC (-60 for UTC+01:00); shown
 # as the built-in dashboard shows them. `unknown` and `(other)` stay as they are.
 ZONE_NAME = (
@@ -288,16 +248,59 @@ TIMEZONES = (
 )
 
 BOUNCE = bounce_rate()
-# Visit duration per day: the daily rollup's engaged seconds over the visits that sent them.
-VISIT_DURATION = daily_ratio("visit_seconds", "engaged_visits")
+# Engaged time: the daily rollup before the cut; after it, engaged.flux (the daily task's own
+# code) on raw engagement points: one value per pageview and site day.
+ENGAGED = DAILY_CUT + VISIT_POINTS + flux_file("engaged.flux")
+PER_TABLE_DAY = "  |> map(fn: (r) => ({_time: r._start, _value: r._value, domain: r.domain}))"
+
+TIME_ON_PAGE_SERIES = (
+    ENGAGED
+    + both(before_cut("1d", "traffic", ("time_on_page_median",)) + '  |> keep(columns: ["_time", "_value", "domain"])',
+           'engaged\n  |> quantile(q: 0.5, method: "exact_mean")\n' + PER_TABLE_DAY)
+    + '  |> group(columns: ["domain"])\n  |> sort(columns: ["_time"])'
+)
+
+# Visit duration per day: engaged seconds over the visits that sent them (a day without engaged
+# time has no point).
+VISIT_DURATION = (
+    ENGAGED
+    + both(before_cut("1d", "traffic", ("visit_seconds", "engaged_visits"))
+           + '  |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")\n'
+           + "  |> filter(fn: (r) => exists r.engaged_visits and r.engaged_visits > 0)\n"
+           + "  |> map(fn: (r) => ({_time: r._time, domain: r.domain,\n"
+           + "      _value: float(v: r.visit_seconds) / float(v: r.engaged_visits)}))",
+           "union(tables: [\n"
+           + '    engaged |> sum() |> toInt() |> set(key: "_field", value: "seconds"),\n'
+           + '    engaged |> distinct(column: "sess_id") |> count() |> set(key: "_field", value: "visits"),\n'
+           + "])\n"
+           + '  |> group(columns: ["domain", "_start"])\n'
+           + '  |> pivot(rowKey: ["_start"], columnKey: ["_field"], valueColumn: "_value")\n'
+           + "  |> map(fn: (r) => ({_time: r._start, domain: r.domain,\n"
+           + "      _value: float(v: r.seconds) / float(v: r.visits)}))")
+    + '  |> group(columns: ["domain"])\n  |> sort(columns: ["_time"])'
+)
 
 # Median time on page per page over the range: the pageview-weighted median of the daily medians
-# (the Stats API's time_on_page on rolled-up days): sort a page's days by median, add up their
-# pageviews, keep the first day whose running total reaches half of the page's pageviews.
+# (the Stats API's time_on_page): sort a page's days by median, add up their pageviews, keep the
+# first day whose running total reaches half of the page's pageviews. Days before the cut from
+# the daily `engagement` rows, the rest from raw engaged time, per page and day.
 TIME_ON_PAGE = (
-    "days = " + rollup("1d", "engagement", ("views", "median"))
-    + '  |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")\n'
-    '  |> group(columns: ["domain", "page"])\n'
+    ENGAGED
+    + 'perPage = engaged |> fill(column: "page", value: "") |> group(columns: ["domain", "page", "_start"])\n'
+    + "days = "
+    + both(before_cut("1d", "engagement", ("views", "median"))
+           + '  |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")\n'
+           + '  |> map(fn: (r) => ({_time: r._time, domain: r.domain, page: r.page, views: r.views,\n'
+           + "      median: r.median}))",
+           "union(tables: [\n"
+           + '    perPage |> count() |> toFloat() |> set(key: "_field", value: "views"),\n'
+           + '    perPage |> quantile(q: 0.5, method: "exact_mean") |> set(key: "_field", value: "median"),\n'
+           + "])\n"
+           + '  |> group(columns: ["domain", "page", "_start"])\n'
+           + '  |> pivot(rowKey: ["_start"], columnKey: ["_field"], valueColumn: "_value")\n'
+           + "  |> map(fn: (r) => ({_time: r._start, domain: r.domain, page: r.page, views: int(v: r.views),\n"
+           + "      median: r.median}))")
+    + '  |> group(columns: ["domain", "page"])\n'
     'totals = days |> sum(column: "views") |> rename(columns: {views: "pageviews"})\n'
     "join(tables: {d: days |> sort(columns: [\"median\"]) |> cumulativeSum(columns: [\"views\"]), t: totals}, "
     'on: ["domain", "page"])\n'
@@ -310,18 +313,50 @@ TIME_ON_PAGE = (
     "  |> limit(n: 20)"
 )
 
+def events_by(columns: list[str], metric: str, n: int = 50, event: str = "") -> str:
+    """Events by name and prop (or one event's rows by its prop: `event`), the daily `events`
+    breakdown before the cut and raw event points after it."""
+    group = f"  |> group(columns: {json.dumps(columns)})\n"
+    only = f'  |> filter(fn: (r) => r.event == "{event}")\n' if event else ""
+    props = tuple(c for c in columns if c not in ("domain", "event"))
+    fresh = (after_cut("event", ("count", *props)) + only
+             + '  |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")\n'
+             + "".join(f"  |> filter(fn: (r) => exists r.{p})\n" for p in props if event)
+             + group + '  |> sum(column: "count")\n  |> rename(columns: {count: "_value"})\n')
+    return (
+        DAILY_CUT
+        + both(before_cut("1d", "events", ("count",)) + only + group + "  |> sum()\n", fresh)
+        + group + "  |> sum()\n" + ranked(columns, metric, n)
+    )
+
+
+# `count` sums of the usage API by category and event: the hourly rollup before its watermark,
+# raw points after it.
+USAGE_COUNTS = (
+    HOURLY_CUT
+    + both(before_cut("1h", "usage_counts", ("count",)) + '  |> group(columns: ["category", "event"])\n  |> sum()\n',
+           after_cut("usage_count", ("count",)) + '  |> group(columns: ["category", "event"])\n  |> sum()\n')
+    + '  |> group(columns: ["category", "event"])\n  |> sum()\n'
+    + ranked(["category", "event"], "count", 50)
+)
+
+# The latest distinct count of each `seen` period: the daily rollup's copies before the cut, the
+# raw points after it.
 DISTINCT_IDS = (
-    rollup("1d", "usage_seen", ("distinct",))
-    + '  |> group(columns: ["category", "period"])\n  |> last()\n  |> group()\n'
-    + '  |> rename(columns: {_value: "distinct"})\n'
+    DAILY_CUT
+    + both(before_cut("1d", "usage_seen", ("distinct",)), after_cut("usage_seen", ("distinct",)))
+    + '  |> group(columns: ["category", "period"])\n  |> sort(columns: ["_time"])\n  |> last()\n'
+    + '  |> group()\n  |> rename(columns: {_value: "distinct"})\n'
     + '  |> keep(columns: ["category", "period", "distinct"])'
 )
 
+# Marks, as annotations: the hourly rollup's copies before its watermark, raw points after it.
 MARKS = (
-    'from(bucket: v.defaultBucket + "_1h")\n'
-    "  |> range(start: v.timeRangeStart, stop: v.timeRangeStop)\n"
-    '  |> filter(fn: (r) => r._measurement == "mark" and r._field == "name")\n'
-    '  |> keep(columns: ["_time", "_value", "category"])'
+    HOURLY_CUT
+    + both(before_cut("1h", "mark", ("name",)), after_cut("mark", ("name",)))
+    + '  |> keep(columns: ["_time", "_value", "category"])\n'
+    + "  |> group()\n"
+    + '  |> sort(columns: ["_time"])'
 )
 
 # Every site with data: one seen seconds ago is in the raw bucket before any rollup has it, one

@@ -23,6 +23,7 @@ from tests.support.build import ROOT
 from tests.support.datasets import (
     DAYS,
     ENGAGED_TRAFFIC,
+    event_lines,
     expected_daily_traffic,
     expected_engaged_traffic,
     grafana_queries,
@@ -327,17 +328,19 @@ def test_the_hourly_panels_include_the_hour_under_way(influx: Influx, bucket: st
     assert shown("Pageviews", at(10, 30)) == [(day + timedelta(hours=10), 1)]
 
 
-def test_the_per_day_panels_show_today_from_raw_points_as_the_stats_api_does(
+def test_every_panel_shows_today_from_raw_points_as_the_stats_api_does(
         influx: Influx, bucket: str) -> None:
-    """The daily task last ran at 00:10 on the second day (its watermark: midnight), so the first
-    day comes from the daily rollup and the second and third ("today") from raw points. A
-    pageview of the first day written after that run is not in the rollup yet: Grafana and the
-    Stats API both leave it out until the next run. Every per-day panel equals the figures
-    computed here, and the Stats API's for the same days; so does every table."""
+    """The daily task last ran at 00:10 on the third day (its watermark: midnight), so the first
+    two days come from the rollups and the third ("today") from raw points: engaged time, events
+    and visits of both kinds of day in one range. A pageview of the first day written after that
+    run is not in the rollup yet: Grafana and the Stats API both leave it out until the next
+    run. Every panel, annotation and variable equals the figures computed here, and the per-day
+    panels the Stats API's for the same days."""
     rows = make_dataset()
-    write(influx, bucket, to_lines(rows))
+    write(influx, bucket, to_lines(rows) + event_lines())
     setup_rollups(influx, bucket)
     run_rollup(influx, bucket, "daily", DAYS[1] + timedelta(minutes=10))
+    run_rollup(influx, bucket, "daily", DAYS[2] + timedelta(minutes=10))
     late = {**rows[0], "time": DAYS[0] + timedelta(hours=15), "visitor": "late", "sess": "late"}
     write(influx, bucket, to_lines([late]))
     expected = expected_daily_traffic(rows)
@@ -350,13 +353,12 @@ def test_the_per_day_panels_show_today_from_raw_points_as_the_stats_api_does(
     def want(name: str) -> dict[tuple[Any, str], Any]:
         return {(day, domain): value for (day, domain, field), value in expected.items() if field == name}
 
-    # the tables too: the first day from the daily breakdowns and visit tables, the rest raw
-    for title in ("Top pages", "Entry pages", "Exit pages", "Sources", "Browsers, OS and devices",
-                  "Countries", "Time zones and platforms", "Pageviews"):
-        query = build_dashboards.bind(panels[title], bucket, "2026-02-28T00:00:00Z", "2026-03-03T00:00:00Z")
+    # every panel, annotation and variable: the first day from the rollups, the rest raw
+    for _, title, query in grafana_queries():
+        bound = build_dashboards.bind(query, bucket, "2026-02-28T00:00:00Z", "2026-03-03T00:00:00Z")
         # the hourly task never ran: every hour is raw, the late pageview too
         data = [*rows, late] if title == "Pageviews" else rows
-        assert EXPECTED_ROWS[title](influx.query(query), data), title
+        assert EXPECTED_ROWS[title](influx.query(bound), data), title
     assert shown("Unique visitors per day") == want("visitors")
     assert shown("Visits per day") == want("sessions")
     assert shown("Views per visit") == pytest.approx(want("pages_per_session"))
@@ -365,7 +367,7 @@ def test_the_per_day_panels_show_today_from_raw_points_as_the_stats_api_does(
                                                   for k, b in want("bounces").items()})
     cfg = settings.load({"ANALYTICS_PERMITTED_DOMAINS": "a.example,b.example", "ANALYTICS_BUCKET": bucket,
                          "ANALYTICS_RAW_RETENTION": "0"})
-    engine = Engine(cfg, influx.admin, lambda suffix: DAYS[1])
+    engine = Engine(cfg, influx.admin, lambda suffix: DAYS[2])
     for site in ("a.example", "b.example"):
         query = parse({"site_id": site, "date_range": ["2026-02-28", "2026-03-02"],
                        "dimensions": ["time:day"],
