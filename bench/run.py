@@ -21,6 +21,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import capacity
+import grafana_panels
 import http_load
 import ingest
 import profile_hot_path
@@ -135,6 +136,7 @@ def run(creds: InfluxCredentials, state: Path, server: LocalInflux | None = None
         task_s = next(q["task_s_per_day"] for q in results["rollup_query"] if q["raw_points"] == biggest)
         results["capacity"] = capacity.measure(creds, admin, server.data_dir, server.proc.pid,
                                                f"bench_rollup_{biggest}", biggest, task_s, state, progress)
+        results["grafana"] = grafana_panels.measure(admin, f"bench_rollup_{biggest}", progress)
     results["stats_api_12mo"] = stats_api.measure(creds, f"bench_rollup_{biggest}", str(state / "stats12"),
                                                   biggest, progress, months=12)
     admin.close()
@@ -182,6 +184,11 @@ def table(r: dict[str, Any]) -> str:
               f'slowest query p95 ("{v["slowest"]}") / whole page p95, {v["repeat"]} runs'
               + (", 11 months of rollups + the raw month" if name.startswith("12mo") else ""))
              for name, v in views.items() if name != "30d"]
+    g = r.get("grafana")
+    if g:
+        rows += [(f"Grafana: slowest of {len(g['panels'])} panels, 30 days", f'{g["slowest_ms"]} ms',
+                  f'"{g["slowest"]}", median of {g["repeat"]} runs; all panels one after another '
+                  f'{g["all_ms"]} ms')]
     c = r.get("capacity")
     if c:
         per_m = c["bytes_per_million"]
