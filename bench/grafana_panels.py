@@ -1,8 +1,8 @@
 """Every Grafana panel of the traffic and events dashboards (the bench month has no events, so
-those panels only show the cost of asking) over the bench month (30 days to today's midnight), as Grafana would ask it:
-each query of the shipped dashboards, bound with build_dashboards.bind, timed against the rollups
-(after capacity.py's hourly runs, so the hourly panels read `_1h` up to its watermark and raw
-points after it, as in production)."""
+those panels only show the cost of asking) over the bench month (30 days to today's midnight), as
+Grafana would ask it: each query of the shipped dashboards, bound with build_dashboards.bind,
+timed against the rollups (after capacity.py's hourly runs, so the hourly panels read `_1h` up
+to its watermark and raw points after it, as in production)."""
 
 from __future__ import annotations
 
