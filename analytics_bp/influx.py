@@ -191,6 +191,15 @@ class InfluxAdmin:
             for record in table.records
         ]
 
+    def write_lines(self, bucket: str, lines: list[str]) -> None:
+        """Write a few line-protocol lines (nanosecond stamps) and wait until InfluxDB has them.
+        The collector's points go through InfluxWriter and the sink instead; this is for the
+        marks `rollups.rerun` writes before queuing runs."""
+        if lines:
+            WriteService(self.client.api_client).post_write(
+                org=self.org, bucket=bucket, body="\n".join(lines).encode(),
+                precision=WritePrecision.NS, content_type="text/plain; charset=utf-8")
+
     def run_flux_as_of(self, flux: str, now: datetime) -> None:
         """Run a task's Flux once as a query with `now()` = `now`, and wait for it.
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from flask import current_app
 
-from . import enrich, privacy, settings
+from . import enrich, privacy, rollups, settings
 from .backfill import Backfill
 from .cardinality import TagGuard
 from .collector import Collector
@@ -113,7 +113,7 @@ class AnalyticsState:
         cfg = self.config
         task_names = Expiring(lambda: {t["name"] for t in self.admin().tasks(prefix=cfg.bucket + "_")},
                               ttl=300)
-        return Backfill(cfg.bucket, cfg.timezone, lambda runs: self.admin().run_tasks(runs),
+        return Backfill(cfg.bucket, cfg.timezone, lambda runs: rollups.rerun(self.admin(), cfg.bucket, runs),
                         task_names)
 
     def stats(self) -> Engine:

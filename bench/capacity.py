@@ -19,6 +19,7 @@ from typing import Any
 
 import http_load
 
+from analytics_bp import rollups
 from analytics_bp.dev.admin import Admin
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -78,7 +79,7 @@ def storage(admin: Admin, data_dir: Path, bucket: str, raw_points: int, days: in
     started = time.perf_counter()
     results = []
     for first in range(0, len(runs), QUEUED_RUNS):  # influxd times out runs queued too long
-        results += admin.run_tasks(runs[first:first + QUEUED_RUNS], timeout=1800)
+        results += rollups.rerun(admin, bucket, runs[first:first + QUEUED_RUNS], timeout=1800)
         progress(f"hourly rollups: {min(first + QUEUED_RUNS, len(runs))}/{len(runs)} runs")
     if any(r["status"] != "success" for r in results):
         raise RuntimeError(f"hourly runs failed: {[r for r in results if r['status'] != 'success'][:1]}")

@@ -108,8 +108,8 @@ def fill_demo_once(env: dict[str, str], creds: InfluxCredentials) -> None:
             raise SystemExit("demo data could not be delivered to InfluxDB")
 
     def run_tasks(runs: list[tuple[str, datetime]]) -> None:
-        results = admin.run_tasks([(f"{cfg.bucket}_{stem}", at.strftime("%Y-%m-%dT%H:%M:%SZ"))
-                                   for stem, at in runs])
+        queued = [(f"{cfg.bucket}_{stem}", at.strftime("%Y-%m-%dT%H:%M:%SZ")) for stem, at in runs]
+        results = rollups.rerun(admin, cfg.bucket, queued)
         failed = [r for r in results if r["status"] != "success"]
         if failed:
             raise SystemExit(f"{len(failed)} rollup runs failed on the demo data: {failed[0]['logs'][-1:]}")

@@ -49,8 +49,8 @@ def stack(influx: Influx, tmp_path_factory: Any) -> Iterator[tuple[Gunicorn, str
         assert sink.drain(timeout=60)
 
     def run_tasks(runs: list[tuple[str, datetime]]) -> None:
-        results = influx.admin.run_tasks([(f"{bucket}_{stem}", at.strftime("%Y-%m-%dT%H:%M:%SZ"))
-                                          for stem, at in runs])
+        results = rollups.rerun(influx.admin, bucket, [(f"{bucket}_{stem}", at.strftime("%Y-%m-%dT%H:%M:%SZ"))
+                                                        for stem, at in runs])
         assert {r["status"] for r in results} == {"success"}, results[:1]
 
     demo_traffic.fill(cfg, write, run_tasks, days=7)

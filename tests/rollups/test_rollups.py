@@ -189,6 +189,25 @@ def test_the_daily_task_catches_up_the_days_its_missed_runs_would_have_rolled_up
     assert got and pageviews == {day + timedelta(days=d): 1 for d in range(5)}
 
 
+def test_past_runs_queued_together_each_roll_up_only_their_own_window(
+        influx: Influx, bucket: str) -> None:
+    """Late points, the demo data and the bench queue many past runs at once (`rollups.rerun`),
+    and InfluxDB runs them side by side: none may take the watermark left before them for a gap
+    and roll up every hour since (the 11:00 hour here, which no usual window covers)."""
+    setup_rollups(influx, bucket)
+    day = DAYS[0]
+    write(influx, bucket, pageviews_at(*(day + timedelta(hours=h, minutes=20) for h in range(10, 16))))
+    run_rollup(influx, bucket, "hourly", day + timedelta(hours=11))  # 09:00 and 10:00
+    runs = [(f"{bucket}_hourly", (day + timedelta(hours=h)).strftime("%Y-%m-%dT%H:%M:%SZ"))
+            for h in (14, 16)]
+    assert [r["status"] for r in rollups.rerun(influx.admin, bucket, runs)] == ["success"] * 2
+    hours = table(influx, bucket + "_1h", "pageviews", ["domain"])
+    assert hours == {(day + timedelta(hours=h), "a.example"): 1 for h in (10, 12, 13, 14, 15)}
+    last = influx.query('from(bucket: b) |> range(start: 0)'
+                        ' |> filter(fn: (r) => r._measurement == "watermark") |> last()', b=bucket + "_1h")
+    assert [r["_time"] for r in last] == [day + timedelta(hours=16)]  # the next run goes on from there
+
+
 def test_month_salt_gives_true_monthly_uniques(influx: Influx, bucket: str,
                                                loaded: list[dict[str, Any]]) -> None:
     setup_rollups(influx, bucket, salt="month")
