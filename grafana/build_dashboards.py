@@ -11,6 +11,7 @@ Run `python grafana/build_dashboards.py` after changing a panel.
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
@@ -289,7 +290,29 @@ def panel_query(filename: str, title: str) -> str:
     return str(next(p["targets"][0]["query"] for p in dash["panels"] if p["title"] == title))
 
 
+def describe() -> str:
+    """Each dashboard as a reader would review it without Grafana: its panels, their units and
+    the measurements each query reads (`python grafana/build_dashboards.py --describe`)."""
+    import re
+    out = []
+    for uid, title, specs, with_domain in DASHBOARDS.values():
+        out += [f"### {title} (`{uid}`{', variable `domain`' if with_domain else ''})", "",
+                "| Panel | Kind | Unit | Reads |", "|---|---|---|---|"]
+        for spec in specs:
+            units = (f"{spec.unit}, {spec.decimals} decimals" if spec.kind == "timeseries" else
+                     "; ".join(f"{label} ({unit})" for label, unit, _ in spec.columns.values()
+                               if unit != "string"))
+            reads = sorted(set(re.findall(r'(?:r\._measurement ==|points\(measurement:) "(\w+)"', spec.query))
+                           - {"watermark"})
+            out.append(f"| {spec.title} | {spec.kind} | {units} | {', '.join(reads)} |")
+        out.append("")
+    return "\n".join(out)
+
+
 if __name__ == "__main__":
+    if "--describe" in sys.argv:
+        print(describe())
+        raise SystemExit(0)
     for path, text in render_all().items():
         path.parent.mkdir(exist_ok=True)
         path.write_text(text)

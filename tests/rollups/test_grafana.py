@@ -8,7 +8,7 @@ import re
 import sys
 from collections import Counter, defaultdict
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -395,3 +395,46 @@ def test_export_writes_the_sites_time_zone_into_every_dashboard(tmp_path: Any) -
             zoned = [q for q in queries if "timezone.location" in q]
             assert zoned and all('timezone.location(name: "Europe/Berlin")' in q for q in zoned)
             assert path.name != "traffic.json" or len(zoned) >= 6
+
+
+def test_exported_panels_follow_the_sites_time_zone_as_the_stats_api_does(
+        influx: Influx, bucket: str, tmp_path: Any) -> None:
+    """Sites in Pacific/Auckland (UTC+13 in February: the dataset's 10:00-12:00 UTC straddles its
+    midnight): the exported dashboards' days start at its midnight, in the rollups and in the raw
+    part alike, and equal the Stats API's days in that zone."""
+    from zoneinfo import ZoneInfo
+
+    from analytics_bp import deploy, rollups
+    zone_name = "Pacific/Auckland"
+    zone = ZoneInfo(zone_name)
+    rows = make_dataset()
+    write(influx, bucket, to_lines(rows))
+    cfg = settings.load({"ANALYTICS_PERMITTED_DOMAINS": "a.example,b.example", "ANALYTICS_BUCKET": bucket,
+                         "ANALYTICS_RAW_RETENTION": "0", "ANALYTICS_TIMEZONE": zone_name})
+    rollups.setup(cfg, influx.admin)
+    midnight = lambda m, d: datetime(2026, m, d, tzinfo=zone).astimezone(UTC)  # noqa: E731
+    for day in (1, 2):  # the daily task as scheduled after two local midnights: cut at March 2nd
+        run_rollup(influx, bucket, "daily", midnight(3, day) + timedelta(minutes=10))
+    deploy.export_grafana(cfg, settings.InfluxTarget("http://x", "o", "t", bucket), tmp_path)
+    board = json.loads((tmp_path / "dashboards" / "traffic.json").read_text())
+    panels = {p["title"]: p["targets"][0]["query"] for p in board["panels"]}
+    fmt = "%Y-%m-%dT%H:%M:%SZ"
+
+    def shown(title: str, site: str) -> dict[str, Any]:
+        query = build_dashboards.bind(panels[title], bucket, midnight(2, 28).strftime(fmt),
+                                      midnight(3, 4).strftime(fmt))
+        return {r["_time"].astimezone(zone).date().isoformat(): r["_value"]
+                for r in influx.query(query) if r["domain"] == site}
+
+    engine = Engine(cfg, influx.admin, lambda suffix: midnight(3, 2))
+    for site in ("a.example", "b.example"):
+        query = parse({"site_id": site, "date_range": ["2026-02-28", "2026-03-03"],
+                       "dimensions": ["time:day"], "metrics": ["visitors", "visits", "pageviews"]},
+                      lambda: ["a.example", "b.example"], zone_name, date(2026, 11, 23), engine.first_day)
+        answer = engine.run(query)
+        assert answer["meta"]["answered_from"]["rollups"]  # the first days from the rollups
+        api = {r["dimensions"][0]: r["metrics"][:2] for r in answer["results"]}
+        visitors, visits = shown("Unique visitors per day", site), shown("Visits per day", site)
+        assert {day: [visitors[day], visits[day]] for day in visitors} == api, site
+        local_days = {r["time"].astimezone(zone).date().isoformat() for r in rows if r["domain"] == site}
+        assert set(visitors) == local_days
