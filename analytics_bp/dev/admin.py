@@ -14,6 +14,10 @@ class Admin(InfluxAdmin):
         if bucket is not None:
             api.delete_bucket(bucket)
 
+    def delete_points(self, bucket: str, start: str, stop: str) -> None:
+        """Delete every point of `bucket` in [start, stop] (RFC3339), as retention would."""
+        self.client.delete_api().delete(start, stop, "", bucket=bucket, org=self.org)
+
     def bucket_retention(self, name: str) -> int | None:
         bucket = self.client.buckets_api().find_bucket_by_name(name)
         if bucket is None:

@@ -381,6 +381,24 @@ def test_every_panel_shows_today_from_raw_points_as_the_stats_api_does(
         assert grafana == api, site
 
 
+def test_a_range_the_daily_rollup_covers_is_read_from_it_alone(influx: Influx, bucket: str) -> None:
+    """The daily task's last run at 00:10 on the day after the range wrote its watermark at that
+    midnight, the range's end: every per-day panel reads the whole range from the rollup, and
+    shows the same rows with the raw points gone (as raw retention removes them)."""
+    rows = make_dataset()
+    write(influx, bucket, to_lines(rows) + event_lines())
+    setup_rollups(influx, bucket)
+    for day in DAYS:
+        run_rollup(influx, bucket, "daily", day + timedelta(days=1, minutes=10))
+    influx.admin.delete_points(bucket, "2026-01-01T00:00:00Z", "2026-04-01T00:00:00Z")
+    daily_panels = [(title, query) for _, title, query in grafana_queries()
+                    if 'mark = from(bucket: v.defaultBucket + "_1d")' in query]
+    assert len(daily_panels) == 19
+    for title, query in daily_panels:
+        bound = build_dashboards.bind(query, bucket, "2026-02-28T00:00:00Z", "2026-03-03T00:00:00Z")
+        assert EXPECTED_ROWS[title](influx.query(bound), rows), title
+
+
 def test_export_writes_the_sites_time_zone_into_every_dashboard(tmp_path: Any) -> None:
     from analytics_bp import deploy
     cfg = settings.load({"ANALYTICS_PERMITTED_DOMAINS": "a.example",
