@@ -15,10 +15,12 @@ from datetime import datetime
 from typing import Any
 
 from .. import schema
+from . import filters as filtering
+from .filters import Logic, Node
 from .plan import Source
-from .query import TAG_DIMENSIONS, Filter, Query
+from .query import TAG_DIMENSIONS, Query
 
-PRELUDE = 'import "strings"\n'
+PRELUDE = 'import "regexp"\nimport "strings"\n'
 RAW_FIELDS = {m.name: frozenset(m.fields) for m in schema.measurements("raw")}
 
 
@@ -30,34 +32,46 @@ class Read:
     params: dict[str, Any]
 
 
-def filter_expr(filters: Iterable[Filter], params: dict[str, Any]) -> str:
-    """`filter(fn:)` body for the query's filters; values go in as parameters p0, p1, …"""
-    clauses = []
-    for f in filters:
-        names = []
-        for value in f.values:
-            name = f"p{len(params)}"
-            params[name] = value.lower() if f.op == "contains" else value
-            names.append(name)
-        clauses.append(_clause(f.op, f"r.{f.tag}", names))
-    return " and ".join(clauses) or "true"
+def filter_expr(nodes: Iterable[Node], params: dict[str, Any], compiled: list[str]) -> str:
+    """`filter(fn:)` body for the query's filters (stats/filters.py has their meaning, and the
+    same tests in Python); values go in as parameters p0, p1, …, and each regular expression is
+    compiled once, as a statement appended to `compiled`, not once per row."""
+    return " and ".join(_expr(node, params, compiled) for node in nodes) or "true"
 
 
-def _clause(op: str, column: str, names: list[str]) -> str:
-    if op == "is":
-        return "(" + " or ".join(f"{column} == {n}" for n in names) + ")"
-    if op == "is_not":
-        return f"(not exists {column} or (" + " and ".join(f"{column} != {n}" for n in names) + "))"
-    return f"(exists {column} and (" + " or ".join(
-        f"strings.containsStr(v: strings.toLower(v: {column}), substr: {n})" for n in names) + "))"
+def _expr(node: Node, params: dict[str, Any], compiled: list[str]) -> str:
+    if isinstance(node, Logic):
+        if node.op == "not":
+            return f"(not {_expr(node.children[0], params, compiled)})"
+        return "(" + f" {node.op} ".join(_expr(c, params, compiled) for c in node.children) + ")"
+    column = f"r.{node.tag}"
+    subject = column if node.case_sensitive or node.positive == "matches" else f"strings.toLower(v: {column})"
+    tests = []
+    for value in node.values:
+        name = f"p{len(params)}"
+        if node.positive == "matches":
+            params[name] = filtering.pattern(node, value)
+            compiled.append(f"re_{name} = regexp.compile(v: {name})")
+            tests.append(f"regexp.matchRegexpString(r: re_{name}, v: {column})")
+            continue
+        params[name] = value if node.case_sensitive else value.lower()
+        tests.append(f"{subject} == {name}" if node.positive == "is"
+                     else f"strings.containsStr(v: {subject}, substr: {name})")
+    found = f"(exists {column} and (" + " or ".join(tests) + "))"
+    return f"(not {found})" if node.negated else found
+
+
+def _with_compiled(compiled: list[str]) -> str:
+    return "".join(line + "\n" for line in compiled)
 
 
 def rollup(q: Query, bucket: str, source: Source, start: datetime, stop: datetime) -> Read:
     """The site's rows of one rollup measurement in [start, stop) passing the query's filters."""
     params: dict[str, Any] = {"bucket": bucket, "site": q.site_id, "start": start, "stop": stop,
                               "m": source.measurement}
-    where = filter_expr(q.filters, params)
-    flux = ("from(bucket: bucket) |> range(start: start, stop: stop) "
+    compiled: list[str] = []
+    where = filter_expr(q.filters, params, compiled)
+    flux = _with_compiled(compiled) + ("from(bucket: bucket) |> range(start: start, stop: stop) "
             "|> filter(fn: (r) => r._measurement == m and r.domain == site) "
             f"|> filter(fn: (r) => {where})")
     if source.kind in ("count", "visits") and q.time_dimension is None:
@@ -84,10 +98,11 @@ def raw_points(q: Query, bucket: str, measurement: str, start: datetime, stop: d
     which the pivot keeps as columns of the same names: both read alike."""
     params: dict[str, Any] = {"bucket": bucket, "site": q.site_id, "start": start, "stop": stop,
                               "m": measurement}
-    where = filter_expr(q.filters, params)
+    compiled: list[str] = []
+    where = filter_expr(q.filters, params, compiled)
     wanted = (*fields, *sorted(q.tags & RAW_FIELDS[measurement]))
     picked = " or ".join(f'r._field == "{name}"' for name in dict.fromkeys(wanted))
-    return Read(PRELUDE +
+    return Read(PRELUDE + _with_compiled(compiled) +
                 "from(bucket: bucket) |> range(start: start, stop: stop) "
                 f"|> filter(fn: (r) => r._measurement == m and r.domain == site and ({picked})) "
                 '|> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value") '

@@ -15,7 +15,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from .. import schema
-from ..beacons import encodable
+from . import filters as filtering
+from .filters import Filter, FilterError, Node, leaves
 
 METRICS = ("visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "events",
            "median_load_time", "time_on_page", "visit_duration")
@@ -29,10 +30,7 @@ EVENT_SCOPE_METRICS = frozenset({"events", "visitors", "visits"})
 PAGEVIEW_METRICS = frozenset({"pageviews", "views_per_visit", "bounce_rate", "median_load_time"})
 # From the agent's engaged time (measurement `engagement`), which carries no source or UTM.
 ENGAGEMENT_METRICS = frozenset({"time_on_page", "visit_duration"})
-OPERATORS = ("is", "is_not", "contains")
 DATE_RANGES = ("day", "7d", "30d", "month", "6mo", "12mo", "all")
-MAX_VALUES = 20
-MAX_VALUE_LENGTH = 256
 MAX_LIMIT = 10_000
 MAX_SPAN_DAYS = 5 * 366
 MAX_HOURLY_DAYS = 31
@@ -44,15 +42,7 @@ class QueryError(ValueError):
     """A query the API refuses; the message says why (answered as 400)."""
 
 
-@dataclass(frozen=True)
-class Filter:
-    op: str
-    dimension: str
-    values: tuple[str, ...]
-
-    @property
-    def tag(self) -> str:
-        return TAG_DIMENSIONS[self.dimension]
+__all__ = ["Filter", "Node", "Query", "QueryError", "parse"]
 
 
 @dataclass(frozen=True)
@@ -63,7 +53,7 @@ class Query:
     end: date  # last local day, inclusive
     date_range: Any  # as given, for the echo
     dimensions: tuple[str, ...]
-    filters: tuple[Filter, ...]
+    filters: tuple[Node, ...]  # their conjunction (stats/filters.py)
     order_by: tuple[tuple[str, str], ...]
     limit: int
     offset: int
@@ -75,7 +65,7 @@ class Query:
     def tags(self) -> frozenset[str]:
         """Every raw tag the query groups or filters by."""
         dims = {TAG_DIMENSIONS[d] for d in self.dimensions if d in TAG_DIMENSIONS}
-        return frozenset(dims | {f.tag for f in self.filters})
+        return frozenset(dims | {f.tag for f in leaves(self.filters)})
 
     @property
     def whole_visits(self) -> bool:
@@ -106,7 +96,7 @@ class Query:
             "metrics": list(self.metrics),
             "date_range": [self.start.isoformat(), self.end.isoformat()],
             "dimensions": list(self.dimensions),
-            "filters": [[f.op, f.dimension, list(f.values)] for f in self.filters],
+            "filters": [filtering.as_json(f) for f in self.filters],
             "order_by": [list(o) for o in self.order_by],
             "pagination": {"limit": self.limit, "offset": self.offset},
             "include": {"time_labels": self.time_labels, "total_rows": self.total_rows},
@@ -179,29 +169,11 @@ def _shortcut(value: str, today: date, first_day: FirstDay) -> tuple[date, date]
     return (first_day() or today), today  # "all": from the first day with data
 
 
-def _filters(value: Any) -> tuple[Filter, ...]:
-    if value is None:
-        return ()
-    if not isinstance(value, list):
-        raise QueryError("filters must be a list of [operator, dimension, [values]]")
-    out = []
-    for item in value:
-        if not (isinstance(item, list) and len(item) == 3 and isinstance(item[0], str)
-                and isinstance(item[1], str)):
-            raise QueryError("each filter must be [operator, dimension, [values]]")
-        op, dimension, values = item
-        if op not in OPERATORS:
-            raise QueryError(f"unknown filter operator {_quote(op)}; one of {', '.join(OPERATORS)}")
-        if dimension not in TAG_DIMENSIONS:
-            raise QueryError(f"cannot filter by {_quote(dimension)}; one of "
-                             f"{', '.join(TAG_DIMENSIONS)}")
-        if not (isinstance(values, list) and 0 < len(values) <= MAX_VALUES
-                and all(isinstance(v, str) and 0 < len(v) <= MAX_VALUE_LENGTH and encodable(v)
-                        for v in values)):
-            raise QueryError(f"filter values for {dimension} must be 1 to {MAX_VALUES} non-empty "
-                             f"strings of at most {MAX_VALUE_LENGTH} characters")
-        out.append(Filter(op, dimension, tuple(values)))
-    return tuple(out)
+def _filters(value: Any) -> tuple[Node, ...]:
+    try:
+        return filtering.parse(value)
+    except FilterError as err:
+        raise QueryError(str(err)) from None
 
 
 def _order_by(value: Any, metrics: tuple[str, ...], dimensions: tuple[str, ...]
@@ -250,8 +222,8 @@ def _include(value: Any) -> tuple[bool, bool]:
 
 
 def _check_combination(metrics: tuple[str, ...], dimensions: tuple[str, ...],
-                       filters: tuple[Filter, ...]) -> None:
-    tags = {TAG_DIMENSIONS[d] for d in dimensions if d in TAG_DIMENSIONS} | {f.tag for f in filters}
+                       filters: tuple[Node, ...]) -> None:
+    tags = {TAG_DIMENSIONS[d] for d in dimensions if d in TAG_DIMENSIONS} | {f.tag for f in leaves(filters)}
     if tags & EVENT_ONLY:
         wrong = [m for m in metrics if m not in EVENT_SCOPE_METRICS]
         if wrong:

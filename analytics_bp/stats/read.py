@@ -13,6 +13,7 @@ from datetime import date, datetime
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
+from . import filters as filtering
 from . import flux, visits
 from .metrics import Components
 from .plan import Source, Span
@@ -172,7 +173,7 @@ class Reads:
                 continue
             rec = {**point, **{k: visit.get(k) for k in (*visits.FROM_ENTRY, "entry_page", "exit_page")
                                if k != "visitor"}}
-            if visits.matches(q.filters, rec):
+            if filtering.matches(q.filters, rec):
                 out.append(rec)
         return out
 
@@ -201,7 +202,7 @@ class Reads:
         counted: dict[tuple[Key, date], dict[str, bool]] = defaultdict(dict)
         for rec, bounced in viewed:
             k = key(q, rec, rec["_time"], self.zone)
-            if k is None or not visits.matches(q.filters, rec):
+            if k is None or not filtering.matches(q.filters, rec):
                 continue
             day = rec["_time"].astimezone(self.zone).date()
             _add_point(rows[k], "pageview", rec, day)

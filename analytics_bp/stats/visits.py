@@ -18,7 +18,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from .. import schema
-from .query import Filter
 
 Record = dict[str, Any]
 FROM_ENTRY = ("source", *schema.UTM_TAGS, *schema.AGENT_TAGS, "visitor")
@@ -38,18 +37,3 @@ def attributed(records: Iterable[Record], zone: ZoneInfo) -> Iterator[tuple[Reco
         shared.update(entry_page=entry.get("page"), exit_page=exit_.get("page"))
         for rec in views:
             yield {**rec, **shared}, len(views) == 1
-
-
-def matches(filters: Iterable[Filter], rec: Record) -> bool:
-    """The Stats API's filters on one record, as stats/flux.py's `filter_expr` has InfluxDB apply
-    them: `is` exact, `is_not` also true where the value is missing, `contains` case-blind."""
-    for f in filters:
-        value = rec.get(f.tag)
-        text = None if value is None else str(value)
-        if f.op == "is" and text not in f.values:
-            return False
-        if f.op == "is_not" and text is not None and text in f.values:
-            return False
-        if f.op == "contains" and (text is None or not any(v.lower() in text.lower() for v in f.values)):
-            return False
-    return True

@@ -18,7 +18,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from analytics_bp import create_app, rollups
-from analytics_bp.stats.query import DATE_RANGES, DIMENSIONS, METRICS, OPERATORS
+from analytics_bp.stats.filters import OPERATORS
+from analytics_bp.stats.query import DATE_RANGES, DIMENSIONS, METRICS
 from tests.support.influx import Influx, flush
 
 EXAMPLES = int(os.environ.get("ANALYTICS_FUZZ_EXAMPLES", "60"))

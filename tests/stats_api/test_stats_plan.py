@@ -12,10 +12,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+import re2
 from hypothesis import given
 from hypothesis import strategies as st
 
 from analytics_bp.stats import flux
+from analytics_bp.stats.filters import OPERATORS
 from analytics_bp.stats.plan import TRAFFIC, Source, Span, plan, raw_horizon, rollup_sources
 from analytics_bp.stats.query import Query, QueryError, parse
 
@@ -163,20 +165,26 @@ def test_the_raw_horizon_is_the_first_whole_site_day_kept() -> None:
 VALUE = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=40)
 
 
-@given(st.lists(VALUE, min_size=1, max_size=5), st.sampled_from(["is", "is_not", "contains"]),
-       st.sampled_from(["event:page", "visit:source", "visit:utm_campaign", "event:name"]))
+@given(st.lists(VALUE, min_size=1, max_size=5), st.sampled_from(OPERATORS),
+       st.sampled_from(["event:page", "visit:source", "visit:utm_campaign", "event:name"]),
+       st.booleans())
 def test_caller_values_reach_influxdb_only_as_parameters(values: list[str], op: str,
-                                                         dimension: str) -> None:
-    """The Flux text of any filter values is the text of placeholder values: they cannot shape it."""
+                                                         dimension: str, case_sensitive: bool) -> None:
+    """The Flux text of any filter values is the text of placeholder values: they cannot shape it
+    (a pattern of `matches` too: it is compiled from a parameter)."""
     metrics = ["events"] if dimension == "event:name" else ["pageviews"]
+    if "matches" in op:
+        values = [re2.escape(v) for v in values]
 
     def reads(vals: list[str]) -> list[flux.Read]:
-        q = query(metrics=metrics, filters=[[op, dimension, vals]])
+        leaf = [op, dimension, vals] + ([] if case_sensitive else [{"case_sensitive": False}])
+        q = query(metrics=metrics, filters=[["and", [leaf]]])
         return [flux.raw_points(q, "analytics", "pageview", NOW, NOW, ("count",)),
                 flux.rollup(q, "analytics_1h", Source("_1h", "pageviews", "count"), NOW, NOW)]
 
     for read, placeholder in zip(reads(values), reads(["v"] * len(values)), strict=True):
         assert read.flux == placeholder.flux
-        expected = [v.lower() if op == "contains" else v for v in values]
+        expected = [v if case_sensitive else "(?i)" + v if "matches" in op else v.lower()
+                    for v in values]
         assert [read.params[f"p{i + 5}"] for i in range(len(values))] == expected
         assert read.params["site"] == SITE and SITE not in read.flux

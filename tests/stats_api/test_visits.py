@@ -81,7 +81,8 @@ def test_a_visit_filter_selects_whole_visits(influx: Influx, visit_bucket: str, 
     # two visit keys together: read raw (no table keeps both), the same figures
     picked = [v for v in found if v.source != "direct" and "p" in v.entry_page]
     both = ask(influx, visit_bucket, mode, metrics=METRICS, dimensions=["visit:exit_page"],
-               filters=[["is_not", "visit:source", ["direct"]], ["contains", "visit:entry_page", ["P"]]],
+               filters=[["is_not", "visit:source", ["direct"]],
+                        ["contains", "visit:entry_page", ["P"], {"case_sensitive": False}]],
                order_by=[["visit:exit_page", "asc"]])
     groups: dict[str, list[known.Visit]] = defaultdict(list)
     for v in picked:
@@ -89,6 +90,23 @@ def test_a_visit_filter_selects_whole_visits(influx: Influx, visit_bucket: str, 
     assert both["results"] == [{"metrics": metrics_of(g), "dimensions": [p]}
                                for p, g in sorted(groups.items())]
     assert both["meta"]["answered_from"]["rollups"] == []
+
+
+@pytest.mark.parametrize("mode", list(known.MODES))
+def test_a_tree_of_visit_filters_selects_whole_visits(influx: Influx, visit_bucket: str, mode: str) -> None:
+    """An or/not tree of Plausible's operators on visit keys: whole visits, by exit page."""
+    found = known.visits(known.pageviews())
+    tree = ["or", [["is", "visit:source", ["google.com"]],
+                   ["not", ["matches", "visit:entry_page", ["^/(docs|blog)$"]]]]]
+    picked = [v for v in found if v.source == "google.com" or v.entry_page not in ("/docs", "/blog")]
+    answer = ask(influx, visit_bucket, mode, metrics=METRICS, dimensions=["visit:exit_page"],
+                 filters=[tree], order_by=[["visit:exit_page", "asc"]])
+    groups: dict[str, list[known.Visit]] = defaultdict(list)
+    for v in picked:
+        groups[v.exit_page].append(v)
+    assert len(picked) < len(found) and groups
+    assert answer["results"] == [{"metrics": metrics_of(g), "dimensions": [p]}
+                                 for p, g in sorted(groups.items())]
 
 
 @pytest.mark.parametrize("mode", list(known.MODES))
