@@ -11,6 +11,7 @@ Run `python grafana/build_dashboards.py` after changing a panel.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -293,7 +294,6 @@ def panel_query(filename: str, title: str) -> str:
 def describe() -> str:
     """Each dashboard as a reader would review it without Grafana: its panels, their units and
     the measurements each query reads (`python grafana/build_dashboards.py --describe`)."""
-    import re
     out = []
     for uid, title, specs, with_domain in DASHBOARDS.values():
         out += [f"### {title} (`{uid}`{', variable `domain`' if with_domain else ''})", "",

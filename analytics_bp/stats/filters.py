@@ -134,7 +134,7 @@ def _leaf(item: list[Any]) -> Filter:
     if leaf.positive == "matches":
         for pattern in values:
             try:
-                compiled(pattern, case_sensitive)
+                compiled(pattern_of(leaf, pattern))
             except re2.error:
                 raise FilterError(f"not a regular expression (RE2 syntax): {quote(pattern)}") from None
     return leaf
@@ -165,18 +165,18 @@ def as_json(node: Node) -> list[Any]:
     return out if node.case_sensitive else [*out, {"case_sensitive": False}]
 
 
-def pattern(leaf: Filter, value: str) -> str:
-    """A value as the regular expression Flux's `regexp` and RE2 evaluate for `matches`."""
+def pattern_of(leaf: Filter, value: str) -> str:
+    """A value of `matches` as the regular expression both RE2 here and Go's `regexp` in
+    InfluxDB evaluate: case-blind through RE2's own `(?i)` flag, the same text in both."""
     return value if leaf.case_sensitive else "(?i)" + value
 
 
 @lru_cache(maxsize=256)
-def compiled(value: str, case_sensitive: bool) -> Any:
+def compiled(pattern: str) -> Any:
     options = re2.Options()
-    options.case_sensitive = case_sensitive
     options.max_mem = 8 << 20  # a pattern's automaton stays small, whatever the caller sends
     options.log_errors = False  # a caller's invalid pattern is refused with 400, not written to stderr
-    return re2.compile(value, options)
+    return re2.compile(pattern, options)
 
 
 def matches(nodes: Iterable[Node], rec: dict[str, Any]) -> bool:
@@ -199,7 +199,7 @@ def _true(node: Node, rec: dict[str, Any]) -> bool:
 
 def _positive(leaf: Filter, text: str) -> bool:
     if leaf.positive == "matches":
-        return any(compiled(v, leaf.case_sensitive).search(text) is not None for v in leaf.values)
+        return any(compiled(pattern_of(leaf, v)).search(text) is not None for v in leaf.values)
     subject = text if leaf.case_sensitive else text.lower()
     wanted = leaf.values if leaf.case_sensitive else tuple(v.lower() for v in leaf.values)
     if leaf.positive == "is":

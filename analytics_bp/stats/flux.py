@@ -45,12 +45,12 @@ def _expr(node: Node, params: dict[str, Any], compiled: list[str]) -> str:
             return f"(not {_expr(node.children[0], params, compiled)})"
         return "(" + f" {node.op} ".join(_expr(c, params, compiled) for c in node.children) + ")"
     column = f"r.{node.tag}"
-    subject = column if node.case_sensitive or node.positive == "matches" else f"strings.toLower(v: {column})"
+    subject = column if node.case_sensitive else f"strings.toLower(v: {column})"
     tests = []
     for value in node.values:
         name = f"p{len(params)}"
         if node.positive == "matches":
-            params[name] = filtering.pattern(node, value)
+            params[name] = filtering.pattern_of(node, value)
             compiled.append(f"re_{name} = regexp.compile(v: {name})")
             tests.append(f"regexp.matchRegexpString(r: re_{name}, v: {column})")
             continue

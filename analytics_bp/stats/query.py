@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from .. import schema
 from . import filters as filtering
-from .filters import Filter, FilterError, Node, leaves
+from .filters import Filter, FilterError, Node, leaves, quote
 
 METRICS = ("visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "events",
            "median_load_time", "time_on_page", "visit_duration")
@@ -115,17 +115,11 @@ def _list_of_str(value: Any, what: str, allowed: tuple[str, ...], required: bool
             raise QueryError(f"{what}: every entry must be a string")
         if item not in allowed:
             raise QueryError(f"unknown {what[:-1] if what.endswith('s') else what}: "
-                             f"{_quote(item)}; one of {', '.join(allowed)}")
+                             f"{quote(item)}; one of {', '.join(allowed)}")
         if item in out:
             raise QueryError(f"{what}: {item} given twice")
         out.append(item)
     return tuple(out)
-
-
-def _quote(value: str) -> str:
-    """A caller's string in an error message: bounded and printable (never echoed raw)."""
-    text = value[:40].encode("ascii", "backslashreplace").decode()
-    return repr(text + ("…" if len(value) > 40 else ""))
 
 
 FirstDay = Callable[[], date | None]
@@ -135,7 +129,7 @@ def parse_date_range(value: Any, today: date, first_day: FirstDay) -> tuple[date
     """A shortcut or ["YYYY-MM-DD", "YYYY-MM-DD"] -> (first, last) local days, inclusive."""
     if isinstance(value, str):
         if value not in DATE_RANGES:
-            raise QueryError(f"unknown date_range {_quote(value)}; one of {', '.join(DATE_RANGES)} "
+            raise QueryError(f"unknown date_range {quote(value)}; one of {', '.join(DATE_RANGES)} "
                              "or [\"YYYY-MM-DD\", \"YYYY-MM-DD\"]")
         return _shortcut(value, today, first_day)
     if (not isinstance(value, list) or len(value) != 2
@@ -191,7 +185,7 @@ def _order_by(value: Any, metrics: tuple[str, ...], dimensions: tuple[str, ...]
             raise QueryError('each order_by entry must be [metric or dimension, "asc" or "desc"]')
         key, direction = item
         if key not in metrics and key not in dimensions:
-            raise QueryError(f"order_by {_quote(key)} is not among the query's metrics or dimensions")
+            raise QueryError(f"order_by {quote(key)} is not among the query's metrics or dimensions")
         if direction not in ("asc", "desc"):
             raise QueryError('order_by direction must be "asc" or "desc"')
         out.append((key, direction))
@@ -246,12 +240,12 @@ def parse(body: Any, permitted: Callable[[], list[str]], tz: str, today: date,
         raise QueryError("the body must be a JSON object")
     unknown = sorted(set(body) - BODY_KEYS)
     if unknown:
-        raise QueryError(f"unknown key {_quote(unknown[0])}; keys: {', '.join(sorted(BODY_KEYS))}")
+        raise QueryError(f"unknown key {quote(unknown[0])}; keys: {', '.join(sorted(BODY_KEYS))}")
     site = body.get("site_id")
     if not isinstance(site, str) or not site:
         raise QueryError("site_id is required: a permitted domain")
     if site not in permitted():
-        raise QueryError(f"unknown site_id {_quote(site)}")
+        raise QueryError(f"unknown site_id {quote(site)}")
     metrics = _list_of_str(body.get("metrics"), "metrics", METRICS, required=True)
     dimensions = _list_of_str(body.get("dimensions"), "dimensions", DIMENSIONS, required=False)
     if "date_range" not in body:
