@@ -29,6 +29,7 @@ from . import pages
 from .privacy import client_ip
 from .settings import Config
 from .state import current_state
+from .stats.filters import quote
 from .stats.plan import raw_horizon
 from .stats.query import (
     DATE_RANGES,
@@ -38,7 +39,9 @@ from .stats.query import (
     PAGEVIEW_ONLY,
     TAG_DIMENSIONS,
     QueryError,
+    UnknownSite,
     parse,
+    parse_date_range,
 )
 
 log = logging.getLogger("analytics.dashboard")
@@ -46,10 +49,11 @@ COOKIE = "analytics_dashboard"
 STATIC = {"dashboard.js": "application/javascript", "dashboard.css": "text/css"}
 
 
-def _error(status: int, code: str, message: str) -> Response:
-    from .views import json_error
-
-    return json_error(status, code, message)
+def _error(status: int, message: str) -> Response:
+    """The dashboard's and Stats API's error shape, Plausible's: {"error": "<message>"}."""
+    resp = jsonify({"error": message})
+    resp.status_code = status
+    return resp
 
 
 def _enabled() -> bool:
@@ -115,7 +119,7 @@ def authorised() -> bool:
 
 
 def _throttled(wait: int) -> Response:
-    resp = _error(429, "too_many_requests", f"too many wrong tokens from this client; retry in {wait} s")
+    resp = _error(429, f"too many wrong tokens from this client; retry in {wait} s")
     resp.headers["Retry-After"] = str(wait)
     return _no_store(resp)
 
@@ -126,7 +130,7 @@ def _guard_api() -> Response | None:
     if wait:
         return _throttled(wait)
     if not allowed:
-        resp = _error(401, "unauthorized", "send Authorization: Bearer <ANALYTICS_DASHBOARD_TOKEN>")
+        resp = _error(401, "send Authorization: Bearer <ANALYTICS_DASHBOARD_TOKEN>")
         resp.headers["WWW-Authenticate"] = 'Bearer realm="analytics"'
         return resp
     return None
@@ -155,13 +159,7 @@ def same_origin() -> bool:
 
 
 def _cross_site() -> Response:
-    return _no_store(_error(403, "cross_site", "sign-in and sign-out must come from this site's own page"))
-
-
-def _today() -> Any:
-    from zoneinfo import ZoneInfo
-
-    return datetime.now(ZoneInfo(current_state().config.timezone)).date()
+    return _no_store(_error(403, "sign-in and sign-out must come from this site's own page"))
 
 
 def query_api() -> Response:
@@ -170,17 +168,19 @@ def query_api() -> Response:
     if refused is not None:
         return refused
     if request.mimetype != "application/json":
-        return _error(415, "unsupported_media_type", "send the query as application/json")
+        return _error(415, "send the query as application/json")
     body = request.get_json(silent=True)
     state = current_state()
     engine = state.stats()
     try:
         site = body.get("site_id") if isinstance(body, dict) else None
-        query = parse(body, lambda: engine.sites_with(site), state.config.timezone, _today(),
-                      engine.first_day)
+        query = parse(body, lambda: engine.sites_with(site), state.config.timezone,
+                      datetime.now(UTC), engine.first_day)
         answer = engine.run(query)
+    except UnknownSite as err:
+        return _no_store(_error(401, str(err)))
     except QueryError as err:
-        return _no_store(_error(400, "bad_query", str(err)))
+        return _no_store(_error(400, str(err)))
     return _no_store(jsonify(answer))
 
 
@@ -192,7 +192,8 @@ def realtime_api() -> Response:
     engine = current_state().stats()
     site = request.args.get("site_id", "")
     if site not in engine.sites_with(site):
-        return _no_store(_error(400, "bad_query", "site_id must be a permitted domain"))
+        return _no_store(_error(401, f"Invalid API key or site ID {quote(site)}: the key must "
+                                      "have access to the site requested"))
     return _no_store(jsonify(engine.realtime_visitors(site)))
 
 
@@ -233,12 +234,11 @@ def usage_api() -> Response:
     raw = request.args.get("date_range", "30d")
     date_range: Any = raw.split(",") if "," in raw else raw
     try:
-        from .stats.query import parse_date_range
-
-        start, end = parse_date_range(date_range, _today(), lambda: None)
-        return _no_store(jsonify(state.stats().usage(start, end)))
+        period = parse_date_range(date_range, datetime.now(UTC), lambda: None,
+                                  state.config.timezone)
+        return _no_store(jsonify(state.stats().usage(period)))
     except QueryError as err:
-        return _no_store(_error(400, "bad_query", str(err)))
+        return _no_store(_error(400, str(err)))
 
 
 def page() -> Response:
@@ -248,7 +248,7 @@ def page() -> Response:
     prefix = state.config.url_prefix
     if not authorised():
         if state.dashboard_auth is not None:
-            return _error(403, "forbidden", "not allowed")
+            return _error(403, "not allowed")
         failed = request.args.get("failed") == "1"
         wait = retry_after()
         html = render_template("analytics/login.html", prefix=prefix, failed=failed, wait=wait)
@@ -313,7 +313,7 @@ def static_file(filename: str) -> Response:
     try:
         data = resources.files("analytics_bp").joinpath("static", filename).read_bytes()
     except FileNotFoundError:
-        return _error(404, "not_found", "dashboard build missing: run `make agent`")
+        return _error(404, "dashboard build missing: run `make agent`")
     resp = Response(data, mimetype=STATIC[filename])
     resp.headers["Cache-Control"] = "no-cache"
     return resp
@@ -322,7 +322,7 @@ def static_file(filename: str) -> Response:
 def _unavailable(err: Exception) -> Response:
     """InfluxDB down or refusing: a 503 that says so, never a 500 (the cause goes to the log)."""
     log.warning("analytics stats query failed: %s: %s", type(err).__name__, str(err)[:300])
-    resp = _error(503, "unavailable", "the statistics store (InfluxDB) did not answer; try again")
+    resp = _error(503, "the statistics store (InfluxDB) did not answer; try again")
     resp.headers["Retry-After"] = "5"
     return _no_store(resp)
 

@@ -220,8 +220,9 @@ SETTINGS: tuple[Setting, ...] = (
             "default only http(s) origins of permitted domains.", _as_list),
     Setting("ANALYTICS_BUCKET", "analytics", "Raw bucket; rollups go to `<bucket>_1h`, "
             "`<bucket>_1d` and `<bucket>_1mo`.", _bucket),
-    Setting("ANALYTICS_RAW_RETENTION", "30d", "Retention of the raw bucket (`30d`, `12h`, `0` = "
-            "forever).", _as_duration, privacy=True),
+    Setting("ANALYTICS_RAW_RETENTION", "31d", "Retention of the raw bucket (`31d`, `12h`, `0` = "
+            "forever). 31 days keep the whole of the default \"Last 30 days\" (the 30 days before "
+            "today), so any filter on it can be answered.", _as_duration, privacy=True),
     Setting("ANALYTICS_HOURLY_RETENTION", "400d", "Retention of the hourly rollup bucket.",
             _as_duration, privacy=True),
     Setting("ANALYTICS_TRUSTED_PROXIES", 0, "How many X-Forwarded-For hops to trust (1 behind "

@@ -8,7 +8,13 @@ const app = document.getElementById('app');
 const prefix = app.dataset.prefix;
 const $ = (id) => document.getElementById(id);
 const state = { site: '', period: '30d', filters: [], noteEvents: [], extras: [], firstDay: '',
-  eventDims: [], rawDays: null };
+  eventDims: [], rawDays: null, tz: 'UTC', range: null };
+// The API echoes its range as datetimes in the site's zone; the dashboard shows its days.
+const day10 = (text) => text.slice(0, 10);
+// Now in the site's zone as "YYYY-MM-DD HH:MM:SS" (the form of the API's time labels).
+function localNow() {
+  return new Date().toLocaleString('sv-SE', { timeZone: state.tz, hour12: false }).replace(',', '');
+}
 
 const FIGURES = [
   ['visitors', 'Unique visitors', 'int'],
@@ -79,7 +85,7 @@ async function api(path, body) {
   const resp = await fetch(prefix + path, { credentials: 'same-origin', ...init });
   if (resp.status === 401) { location.reload(); throw new Error('signed out'); }
   const data = await resp.json();
-  if (!resp.ok) throw new Error(data.error ? data.error.message : resp.statusText);
+  if (!resp.ok) throw new Error(typeof data.error === 'string' ? data.error : resp.statusText);
   return data;
 }
 
@@ -99,10 +105,13 @@ function el(tag, attrs, ...children) {
   return node;
 }
 
+// The days just before the period, as many as it has up to today ("month" and "year" are whole
+// months and years; their future days are not compared).
 function previousRange(range) {
   const day = 86400000;
-  const start = Date.parse(range[0] + 'T00:00:00Z');
-  const end = Date.parse(range[1] + 'T00:00:00Z');
+  const start = Date.parse(day10(range[0]) + 'T00:00:00Z');
+  const last = day10(range[1]) < day10(localNow()) ? day10(range[1]) : day10(localNow());
+  const end = Date.parse(last + 'T00:00:00Z');
   const iso = (t) => new Date(t).toISOString().slice(0, 10);
   return [iso(start - (end - start) - day), iso(start - day)];
 }
@@ -125,8 +134,11 @@ async function loadFigures() {
   try { now = await ask(); } catch (err) { box.replaceChildren(el('p', { class: 'error' }, err.message)); return; }
   let before = null;
   const previous = previousRange(now.query.date_range);
+  // A period without visits (today, early) shows dashes, not 0.0% and -100%.
+  const empty = now.values.visits === 0;
+  if (empty) { now.values.bounce_rate = null; now.values.views_per_visit = null; }
   // No comparison with a period before the site's first data: every change would read "+4000%".
-  if (state.period !== 'all' && state.firstDay && previous[0] >= state.firstDay) {
+  if (!empty && state.period !== 'all' && state.firstDay && previous[0] >= state.firstDay) {
     try {
       before = await ask({ date_range: previous });
     } catch (err) { before = null; }
@@ -144,23 +156,28 @@ async function loadFigures() {
       const delta = old ? Math.round((100 * (value - old)) / old) : null;
       const better = name === 'bounce_rate' || name === 'median_load_time' ? delta < 0 : delta > 0;
       card.append(el('span', { class: 'delta ' + (delta === 0 || delta === null ? '' : better ? 'up' : 'down'),
-        title: 'vs ' + before.query.date_range.join(' to ') }, delta === null ? 'new' : (delta > 0 ? '+' : '') + delta + '%'));
+        title: 'vs ' + before.query.date_range.map(day10).join(' to ') }, delta === null ? 'new' : (delta > 0 ? '+' : '') + delta + '%'));
     }
     return card;
   }));
-  $('foot').textContent = 'Period ' + now.query.date_range.join(' to ') + ' (' + now.query.time_zone + ')';
+  // "month" and "year" are whole: the footer says up to today, as their labels ("to date") do.
+  const today = day10(localNow());
+  const [first, last] = now.query.date_range.map(day10);
+  $('foot').textContent = 'Period ' + first + ' to ' + (last < today ? last : today) + ' (' + state.tz + ')';
 }
 
 let chart = null;
 async function loadChart() {
-  const span = state.period === 'day' ? 'time:hour' : ['6mo', '12mo', 'all'].includes(state.period) ? 'time:month' : 'time:day';
+  const span = state.period === 'day' ? 'time:hour' : ['6mo', '12mo', 'year', 'all'].includes(state.period) ? 'time:month' : 'time:day';
   const box = $('chart');
   let data;
   try {
     data = await query(['visitors', 'pageviews'], { dimensions: [span], include: { time_labels: true } });
   } catch (err) { box.replaceChildren(el('p', { class: 'error' }, err.message)); return; }
   const byLabel = new Map(data.results.map((r) => [r.dimensions[0], r.metrics]));
-  const labels = data.meta.time_labels;
+  // Hours, days and months still to come are not plotted (today's, this month's, this year's).
+  const current = localNow();
+  const labels = data.meta.time_labels.filter((l) => (span === 'time:hour' ? l <= current : l <= day10(current)));
   const xs = labels.map((l) => Date.parse(l.replace(' ', 'T') + 'Z') / 1000);
   const visitors = labels.map((l) => (byLabel.get(l) || [0, 0])[0]);
   const pageviews = labels.map((l) => (byLabel.get(l) || [0, 0])[1]);
@@ -221,8 +238,11 @@ async function loadRows(body, [, dimension, metric, extraFilters, second]) {
     try { data = await ask(); } catch (err) {
       // Under a filter, a breakdown that no rollup keeps, over a range older than the raw points:
       // the days raw points still cover, and the panel says so above its rows.
-      if (!(filters.length && state.rawDays && /needs raw data/.test(err.message))) throw err;
-      since = state.rawDays;
+      // Only the period's own days: none of them kept raw, and the reason stands.
+      if (!(filters.length && state.rawDays && state.range && /needs raw data/.test(err.message))) throw err;
+      since = [state.rawDays[0] > state.range[0] ? state.rawDays[0] : state.range[0],
+        state.rawDays[1] < state.range[1] ? state.rawDays[1] : state.range[1]];
+      if (since[0] > since[1]) throw err;
       data = await ask({ date_range: since });
     }
     // The second figure only for the rows shown: one small query (a month of every page's daily
@@ -293,10 +313,13 @@ async function loadRealtime() {
 }
 
 async function refresh() {
-  try {
-    const all = await api('/api/v2/query', { site_id: state.site, metrics: ['pageviews'], date_range: 'all' });
-    state.firstDay = all.query.date_range[0];
-  } catch (err) { state.firstDay = ''; }
+  // The first day with data (no comparison before it), and the period's first and last days as
+  // the API reads the shortcut (a filtered breakdown's raw days stay inside it): asked together.
+  const echo = (range) => api('/api/v2/query', { site_id: state.site, metrics: ['pageviews'], date_range: range })
+    .then((d) => d.query.date_range.map(day10), () => null);
+  const [all, period] = await Promise.all([echo('all'), echo(state.period)]);
+  state.firstDay = all ? all[0] : '';
+  state.range = period;
   renderFilters();
   loadFigures();
   loadChart();
@@ -317,10 +340,13 @@ async function refresh() {
   history.replaceState(null, '', '#' + hash.toString());
 }
 
-// Open on the site with the most pageviews in the last 30 days (the first of the first 20 sites).
+// Open on the site with the most pageviews in the 30 days up to today (the first of the first 20
+// sites): a site whose first visit is today's is found too.
 async function busiestSite(sites) {
+  const today = day10(localNow());
+  const since = new Date(Date.parse(today + 'T00:00:00Z') - 29 * 86400000).toISOString().slice(0, 10);
   const counts = await Promise.all(sites.slice(0, 20).map((site) =>
-    api('/api/v2/query', { site_id: site, metrics: ['pageviews'], date_range: '30d' })
+    api('/api/v2/query', { site_id: site, metrics: ['pageviews'], date_range: [since, today] })
       .then((d) => d.results[0].metrics[0], () => 0)));
   let best = 0;
   counts.forEach((n, i) => { if (n > counts[best]) best = i; });
@@ -331,6 +357,7 @@ async function start() {
   const params = new URLSearchParams(location.hash.slice(1));
   const info = await api('/api/v1/sites');
   state.noteEvents = info.note_events;
+  state.tz = info.time_zone;
   state.extras = info.agent_extras || [];
   // Which dimensions only events carry: the server's catalogue says.
   state.eventDims = info.event_dimensions;

@@ -30,13 +30,24 @@ def answer(q: Query, rows: dict[Key, Components], plan: Plan, bucket: str,
             i = q.dimensions.index(name)
             table.sort(key=lambda r: r[1][i], reverse=direction == "desc")
     results = [{"metrics": m, "dimensions": d} for m, d in table]
-    meta: dict[str, Any] = {"time_zone": q.tz, "answered_from": answered_from(plan, bucket)}
-    if q.total_rows:
-        meta["total_rows"] = len(results)
+    return {"results": results[q.offset: q.offset + q.limit], "meta": meta(q, len(results), plan,
+                                                                            bucket, zone),
+            "query": q.as_json()}
+
+
+def meta(q: Query, total_rows: int, plan: Plan, bucket: str, zone: ZoneInfo) -> dict[str, Any]:
+    """Only what `include` asks for, keys sorted as Plausible's are."""
+    out: dict[str, Any] = {}
+    if "answered_from" in q.include:
+        out["answered_from"] = answered_from(plan, bucket)
+        out["time_zone"] = q.tz
+    if "imports" in q.include:
+        out["imports_included"] = False  # nothing is ever imported here
     if q.time_labels:
-        meta["time_labels"] = time_labels(q, zone)
-    page = results[q.offset: q.offset + q.limit]
-    return {"results": page, "meta": meta, "query": q.as_json()}
+        out["time_labels"] = time_labels(q, zone)
+    if q.total_rows:
+        out["total_rows"] = total_rows
+    return dict(sorted(out.items()))
 
 
 def answered_from(plan: Plan, bucket: str) -> dict[str, Any]:

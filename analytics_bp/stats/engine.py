@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from ..settings import Config
 from . import server_usage
 from .answer import answer
+from .dates import Period
 from .metrics import Components
 from .plan import Watermark, plan
 from .query import Query
@@ -53,5 +54,5 @@ class Engine:
     def realtime_visitors(self, site: str) -> int:
         return self._sites.realtime_visitors(site)
 
-    def usage(self, first: date, last: date) -> dict[str, Any]:
-        return server_usage.usage(self.cfg, self.reader, lambda: self.watermark("_1h"), first, last)
+    def usage(self, period: Period) -> dict[str, Any]:
+        return server_usage.usage(self.cfg, self.reader, lambda: self.watermark("_1h"), period)

@@ -146,7 +146,8 @@ def plan(q: Query, watermark: Watermark, zone: ZoneInfo, raw_retention: int,
     """The buckets and days that answer `q`; QueryError when it needs raw days no longer kept."""
     now = now or datetime.now(UTC)
     first, after = q.utc_bounds()
-    sources = rollup_sources(q, whole_hour_zone(zone, now))
+    # A period between two datetimes starts or ends inside a day: no daily rollup has its part.
+    sources = rollup_sources(q, whole_hour_zone(zone, now)) if q.period.whole_days else ()
     until = _rollups_complete_until(sources, watermark, zone)
     if until is None:
         sources, split = (), first

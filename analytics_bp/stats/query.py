@@ -15,14 +15,17 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from .. import schema
+from . import dates
 from . import filters as filtering
+from .dates import DateRangeError, Period
 from .filters import Filter, FilterError, Node, leaves, quote
 
 METRICS = ("visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "events",
            "median_load_time", "time_on_page", "visit_duration")
 TAG_DIMENSIONS = schema.DIMENSION_KEYS  # dimension -> the raw key that holds it
-TIME_DIMENSIONS = ("time:hour", "time:day", "time:month")
-DIMENSIONS = (*TAG_DIMENSIONS, *TIME_DIMENSIONS)
+TIME_DIMENSIONS = ("time:hour", "time:day", "time:week", "time:month")
+# "time" picks one of them from the period's length, as Plausible's does (dates.py).
+DIMENSIONS = (*TAG_DIMENSIONS, "time", *TIME_DIMENSIONS)
 EVENT_ONLY = schema.carried_only_by("event", "pageview")  # an event's name and props
 # Source and UTM values, and the entry and exit pages: a visit's, found from its pageviews.
 PAGEVIEW_ONLY = schema.carried_only_by("pageview", "event") | schema.VISIT_KEYS
@@ -30,12 +33,14 @@ EVENT_SCOPE_METRICS = frozenset({"events", "visitors", "visits"})
 PAGEVIEW_METRICS = frozenset({"pageviews", "views_per_visit", "bounce_rate", "median_load_time"})
 # From the agent's engaged time (measurement `engagement`), which carries no source or UTM.
 ENGAGEMENT_METRICS = frozenset({"time_on_page", "visit_duration"})
-DATE_RANGES = ("day", "7d", "30d", "month", "6mo", "12mo", "all")
+DATE_RANGES = dates.SHORTCUTS
 MAX_LIMIT = 10_000
-MAX_SPAN_DAYS = 5 * 366
 MAX_HOURLY_DAYS = 31
 BODY_KEYS = frozenset({"site_id", "metrics", "date_range", "dimensions", "filters", "order_by",
                        "pagination", "include"})
+# Plausible's include keys, and ours: "answered_from" adds meta.answered_from (which rollups and
+# days answered) and meta.time_zone. "imports" is accepted; there is never imported data.
+INCLUDE_KEYS = ("time_labels", "total_rows", "imports", "answered_from")
 
 
 class QueryError(ValueError):
@@ -49,17 +54,32 @@ __all__ = ["Filter", "Node", "Query", "QueryError", "parse"]
 class Query:
     site_id: str
     metrics: tuple[str, ...]
-    start: date  # first local day, inclusive
-    end: date  # last local day, inclusive
-    date_range: Any  # as given, for the echo
-    dimensions: tuple[str, ...]
+    period: Period  # [first, after) in the site's zone (dates.py)
+    dimensions: tuple[str, ...]  # "time" already resolved to the time dimension it stands for
     filters: tuple[Node, ...]  # their conjunction (stats/filters.py)
     order_by: tuple[tuple[str, str], ...]
     limit: int
     offset: int
-    time_labels: bool
-    total_rows: bool
+    include: frozenset[str]  # the include keys set to true
     tz: str
+
+    @property
+    def start(self) -> date:
+        """The first site day the period touches."""
+        return self.period.first_day
+
+    @property
+    def end(self) -> date:
+        """The last site day the period touches."""
+        return self.period.last_day
+
+    @property
+    def time_labels(self) -> bool:
+        return "time_labels" in self.include
+
+    @property
+    def total_rows(self) -> bool:
+        return "total_rows" in self.include
 
     @property
     def tags(self) -> frozenset[str]:
@@ -84,23 +104,22 @@ class Query:
         return bool(self.tags & EVENT_ONLY)
 
     def utc_bounds(self) -> tuple[datetime, datetime]:
-        """[start of the first local day, start of the day after the last) as aware datetimes."""
-        zone = ZoneInfo(self.tz)
-        first = datetime.combine(self.start, time(), zone)
-        after = datetime.combine(self.end + timedelta(days=1), time(), zone)
-        return first, after
+        """[first, after) as aware datetimes."""
+        return self.period.first, self.period.after
 
     def as_json(self) -> dict[str, Any]:
+        """The query as it ran, in Plausible's order and form, which can be posted again: the
+        range as datetimes in the site's zone, `time` resolved, defaults filled in, include with
+        only what is true."""
         return {
             "site_id": self.site_id,
             "metrics": list(self.metrics),
-            "date_range": [self.start.isoformat(), self.end.isoformat()],
-            "dimensions": list(self.dimensions),
+            "date_range": self.period.as_json(),
             "filters": [filtering.as_json(f) for f in self.filters],
+            "dimensions": list(self.dimensions),
             "order_by": [list(o) for o in self.order_by],
+            "include": {k: True for k in INCLUDE_KEYS if k in self.include},
             "pagination": {"limit": self.limit, "offset": self.offset},
-            "include": {"time_labels": self.time_labels, "total_rows": self.total_rows},
-            "time_zone": self.tz,
         }
 
 
@@ -122,45 +141,15 @@ def _list_of_str(value: Any, what: str, allowed: tuple[str, ...], required: bool
     return tuple(out)
 
 
-FirstDay = Callable[[], date | None]
-
-
-def parse_date_range(value: Any, today: date, first_day: FirstDay) -> tuple[date, date]:
-    """A shortcut or ["YYYY-MM-DD", "YYYY-MM-DD"] -> (first, last) local days, inclusive."""
-    if isinstance(value, str):
-        if value not in DATE_RANGES:
-            raise QueryError(f"unknown date_range {quote(value)}; one of {', '.join(DATE_RANGES)} "
-                             "or [\"YYYY-MM-DD\", \"YYYY-MM-DD\"]")
-        return _shortcut(value, today, first_day)
-    if (not isinstance(value, list) or len(value) != 2
-            or not all(isinstance(v, str) for v in value)):
-        raise QueryError('date_range must be a shortcut or ["YYYY-MM-DD", "YYYY-MM-DD"]')
+def parse_date_range(value: Any, clock: date | datetime, first_day: dates.FirstDay,
+                     tz: str = "UTC") -> Period:
+    """`date_range` -> its period (dates.py); `clock` is now, or a day (taken at its noon)."""
+    zone = ZoneInfo(tz)
+    now = clock if isinstance(clock, datetime) else datetime.combine(clock, time(12), zone)
     try:
-        first, last = (date.fromisoformat(v) for v in value if len(v) == 10)
-    except ValueError:
-        raise QueryError('date_range dates must be ISO dates such as "2026-03-01"') from None
-    if last < first:
-        raise QueryError("date_range ends before it starts")
-    if (last - first).days >= MAX_SPAN_DAYS:
-        raise QueryError(f"date_range spans more than {MAX_SPAN_DAYS} days")
-    return first, last
-
-
-def _months_back(today: date, months: int) -> date:
-    index = today.year * 12 + today.month - 1 - months
-    return date(index // 12, index % 12 + 1, 1)
-
-
-def _shortcut(value: str, today: date, first_day: FirstDay) -> tuple[date, date]:
-    if value == "day":
-        return today, today
-    if value in ("7d", "30d"):
-        return today - timedelta(days=int(value[:-1]) - 1), today
-    if value == "month":
-        return today.replace(day=1), today
-    if value in ("6mo", "12mo"):
-        return _months_back(today, int(value[:-2]) - 1), today
-    return (first_day() or today), today  # "all": from the first day with data
+        return dates.parse(value, now, zone, first_day)
+    except DateRangeError as err:
+        raise QueryError(str(err)) from None
 
 
 def _filters(value: Any) -> tuple[Node, ...]:
@@ -172,11 +161,11 @@ def _filters(value: Any) -> tuple[Node, ...]:
 
 def _order_by(value: Any, metrics: tuple[str, ...], dimensions: tuple[str, ...]
               ) -> tuple[tuple[str, str], ...]:
+    """Plausible's default when none is given: the time dimension ascending, if any, then the
+    first metric descending. "time" in an entry stands for the query's time dimension."""
+    time_dim = next((d for d in dimensions if d in TIME_DIMENSIONS), None)
     if value is None:
-        time_dim = next((d for d in dimensions if d in TIME_DIMENSIONS), None)
-        if time_dim:
-            return ((time_dim, "asc"),)
-        return ((metrics[0], "desc"),) if dimensions else ()
+        return (((time_dim, "asc"),) if time_dim else ()) + ((metrics[0], "desc"),)
     if not isinstance(value, list):
         raise QueryError('order_by must be a list like [["visitors", "desc"]]')
     out = []
@@ -184,6 +173,8 @@ def _order_by(value: Any, metrics: tuple[str, ...], dimensions: tuple[str, ...]
         if not (isinstance(item, list) and len(item) == 2 and all(isinstance(v, str) for v in item)):
             raise QueryError('each order_by entry must be [metric or dimension, "asc" or "desc"]')
         key, direction = item
+        if key == "time" and time_dim:
+            key = time_dim
         if key not in metrics and key not in dimensions:
             raise QueryError(f"order_by {quote(key)} is not among the query's metrics or dimensions")
         if direction not in ("asc", "desc"):
@@ -206,13 +197,16 @@ def _pagination(value: Any) -> tuple[int, int]:
     return limit, offset
 
 
-def _include(value: Any) -> tuple[bool, bool]:
+def _include(value: Any, dimensions: tuple[str, ...]) -> frozenset[str]:
     if value is None:
-        return False, False
-    if not isinstance(value, dict) or set(value) - {"time_labels", "total_rows"} or not all(
+        return frozenset()
+    if not isinstance(value, dict) or set(value) - set(INCLUDE_KEYS) or not all(
             isinstance(v, bool) for v in value.values()):
-        raise QueryError('include must be {"time_labels": bool, "total_rows": bool}')
-    return value.get("time_labels", False), value.get("total_rows", False)
+        raise QueryError("include must be an object of booleans, keys: " + ", ".join(INCLUDE_KEYS))
+    chosen = frozenset(k for k, v in value.items() if v)
+    if "time_labels" in chosen and not any(d in TIME_DIMENSIONS for d in dimensions):
+        raise QueryError("include.time_labels needs a time dimension")
+    return chosen
 
 
 def _check_combination(metrics: tuple[str, ...], dimensions: tuple[str, ...],
@@ -232,31 +226,38 @@ def _check_combination(metrics: tuple[str, ...], dimensions: tuple[str, ...],
         raise QueryError("at most one time dimension")
 
 
-def parse(body: Any, permitted: Callable[[], list[str]], tz: str, today: date,
+class UnknownSite(QueryError):
+    """A site_id this caller cannot see (answered as 401, as Plausible does)."""
+
+
+def parse(body: Any, permitted: Callable[[], list[str]], tz: str, clock: date | datetime,
           first_day: Callable[[str], date | None]) -> Query:
-    """Validate a query body. `permitted()` lists the sites, `today` is the site's date, and
-    `first_day(site)` finds the first day with data (asked only for date_range "all")."""
+    """Validate a query body. `permitted()` lists the sites, `clock` is now (or, in tests, the
+    site's date), and `first_day(site)` finds the first day with data (asked only for "all")."""
     if not isinstance(body, dict):
         raise QueryError("the body must be a JSON object")
-    unknown = sorted(set(body) - BODY_KEYS)
-    if unknown:
-        raise QueryError(f"unknown key {quote(unknown[0])}; keys: {', '.join(sorted(BODY_KEYS))}")
     site = body.get("site_id")
     if not isinstance(site, str) or not site:
         raise QueryError("site_id is required: a permitted domain")
-    if site not in permitted():
-        raise QueryError(f"unknown site_id {quote(site)}")
+    if site not in permitted():  # first, as Plausible's authentication comes before its parser
+        raise UnknownSite(f"Invalid API key or site ID {quote(site)}: the key must have access to "
+                          "the site requested")
+    unknown = sorted(set(body) - BODY_KEYS)
+    if unknown:
+        raise QueryError(f"unknown key {quote(unknown[0])}; keys: {', '.join(sorted(BODY_KEYS))}")
     metrics = _list_of_str(body.get("metrics"), "metrics", METRICS, required=True)
     dimensions = _list_of_str(body.get("dimensions"), "dimensions", DIMENSIONS, required=False)
     if "date_range" not in body:
         raise QueryError("date_range is required")
-    start, end = parse_date_range(body["date_range"], today, lambda: first_day(site))
+    period = parse_date_range(body["date_range"], clock, lambda: first_day(site), tz)
+    dimensions = tuple(dates.auto_time_dimension(period) if d == "time" else d for d in dimensions)
+    if len(set(dimensions)) < len(dimensions):
+        raise QueryError("dimensions: a time dimension given twice")
     filters = _filters(body.get("filters"))
     _check_combination(metrics, dimensions, filters)
-    if "time:hour" in dimensions and (end - start).days >= MAX_HOURLY_DAYS:
+    if "time:hour" in dimensions and period.after - period.first > timedelta(days=MAX_HOURLY_DAYS):
         raise QueryError(f"time:hour needs a date_range of at most {MAX_HOURLY_DAYS} days")
     limit, offset = _pagination(body.get("pagination"))
-    time_labels, total_rows = _include(body.get("include"))
-    return Query(site, metrics, start, end, body["date_range"], dimensions, filters,
+    return Query(site, metrics, period, dimensions, filters,
                  _order_by(body.get("order_by"), metrics, dimensions), limit, offset,
-                 time_labels, total_rows, tz)
+                 _include(body.get("include"), dimensions), tz)

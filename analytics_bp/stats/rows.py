@@ -6,21 +6,26 @@ from each would land in two rows), and the answer's time labels must match those
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from .dates import week_start
 from .query import TAG_DIMENSIONS, TIME_DIMENSIONS, Query
 
 Key = tuple[str, ...]
 
 
-def time_label(dimension: str, stamp: datetime, zone: ZoneInfo) -> str:
+def time_label(dimension: str, stamp: datetime, zone: ZoneInfo, period_first: date) -> str:
+    """Plausible's labels: "YYYY-MM-DD HH:00:00" for hours, the day, the week's Monday (or the
+    period's first day), the month's first day."""
     local = stamp.astimezone(zone)
     if dimension == "time:hour":
         return local.strftime("%Y-%m-%d %H:00:00")
     if dimension == "time:day":
         return local.date().isoformat()
+    if dimension == "time:week":
+        return week_start(local.date(), period_first).isoformat()
     return local.date().replace(day=1).isoformat()
 
 
@@ -30,7 +35,7 @@ def key(q: Query, rec: dict[str, Any], stamp: datetime | None, zone: ZoneInfo) -
     for dim in q.dimensions:
         if dim in TIME_DIMENSIONS:
             assert stamp is not None  # rows of a query by time keep their time
-            out.append(time_label(dim, stamp, zone))
+            out.append(time_label(dim, stamp, zone, q.start))
             continue
         value = rec.get(TAG_DIMENSIONS[dim])
         if value is None or value == "":
@@ -49,7 +54,7 @@ def time_labels(q: Query, zone: ZoneInfo) -> list[str]:
     labels: list[str] = []
     moment = first.astimezone(UTC)
     while moment < after:
-        label = time_label(dim, moment, zone)
+        label = time_label(dim, moment, zone, q.start)
         if not labels or labels[-1] != label:
             labels.append(label)
         moment += step

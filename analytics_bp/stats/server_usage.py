@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import date, datetime, timedelta
+from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from ..settings import Config
+from .dates import Period
 from .read import Reader
 
 TOTALS = ("from(bucket: bucket) |> range(start: start, stop: stop) "
@@ -24,13 +24,12 @@ MARKS = ("from(bucket: bucket) |> range(start: start, stop: stop) "
 
 
 def usage(cfg: Config, reader: Reader, hourly_mark: Callable[[], datetime | None],
-          first: date, last: date) -> dict[str, Any]:
-    """Actions, counts and marks in [first, last], site days."""
-    zone = ZoneInfo(cfg.timezone)
-    start = datetime.combine(first, datetime.min.time(), zone)
-    stop = datetime.combine(last + timedelta(days=1), datetime.min.time(), zone)
+          period: Period) -> dict[str, Any]:
+    """Actions, counts and marks in the period (whole days from the hourly rollup where it has
+    them; a period between datetimes from raw points)."""
+    start, stop = period.first, period.after
     mark = hourly_mark()
-    split = max(start, min(stop, mark)) if mark is not None else start
+    split = max(start, min(stop, mark)) if mark is not None and period.whole_days else start
     actions: dict[str, int] = defaultdict(int)
     counts: dict[tuple[str, str], int] = defaultdict(int)
     marks: list[dict[str, Any]] = []
@@ -48,7 +47,7 @@ def usage(cfg: Config, reader: Reader, hourly_mark: Callable[[], datetime | None
         marks += [{"time": r["_time"].isoformat(), "name": r["_value"], "category": r.get("category")}
                   for r in reader.query(MARKS, params)]
     return {
-        "date_range": [first.isoformat(), last.isoformat()],
+        "date_range": period.as_json(),
         "actions": sorted(([k, v] for k, v in actions.items()), key=lambda r: (-r[1], r[0])),
         "counts": sorted(([c, e, v] for (c, e), v in counts.items()), key=lambda r: (-r[2], r[0], r[1])),
         "marks": sorted(marks, key=lambda m: m["time"]),

@@ -137,7 +137,7 @@ def test_notice_reflects_changed_settings(make_app: Any) -> None:
         "/analytics/privacy", headers={"Accept": "application/json"}).get_json()
     assert "changes every day" in day["settings"]["ANALYTICS_SALT_PERIOD"]
     assert "changes every calendar month" in month["settings"]["ANALYTICS_SALT_PERIOD"]
-    assert "30 days and then deleted" in day["settings"]["ANALYTICS_RAW_RETENTION"]
+    assert "31 days and then deleted" in day["settings"]["ANALYTICS_RAW_RETENTION"]
     assert "40 days and then deleted" in month["settings"]["ANALYTICS_RAW_RETENTION"]
     assert day["settings"]["ANALYTICS_RESPECT_DNT"].endswith("not recorded.")
     assert "does not honour" in month["settings"]["ANALYTICS_RESPECT_DNT"]

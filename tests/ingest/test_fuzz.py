@@ -72,16 +72,21 @@ def test_any_query_body_is_answered_or_refused_never_a_5xx(app: Flask, body: Any
     resp = app.test_client().post("/analytics/api/v2/query", data=json.dumps(body),
                                   content_type="application/json",
                                   headers={"Authorization": f"Bearer {TOKEN}"})
-    assert resp.status_code in (200, 400), (body, resp.get_data(as_text=True))
+    known_site = isinstance(body, dict) and body.get("site_id") == "example.com"
+    unseen_site = isinstance(body, dict) and isinstance(body.get("site_id"), str) and not known_site \
+        and body["site_id"] != ""
+    # Plausible's statuses: 401 for a site the key cannot see, 400 for anything else wrong.
+    assert resp.status_code == 401 if unseen_site else resp.status_code in (200, 400), (
+        body, resp.get_data(as_text=True))
     event(f"status {resp.status_code}")
     data = resp.get_json()
     if resp.status_code == 200:
         assert set(data) == {"results", "meta", "query"}
     else:
-        assert set(data) == {"error"} and data["error"]["code"] == "bad_query" and data["error"]["message"]
+        assert set(data) == {"error"} and isinstance(data["error"], str) and data["error"]
 
 
-FILTERABLE = [d for d in DIMENSIONS if not d.startswith("time:")]
+FILTERABLE = [d for d in DIMENSIONS if not d.startswith("time")]
 valid_queries = st.fixed_dictionaries(
     {"site_id": st.just("example.com"),
      "metrics": st.lists(st.sampled_from(METRICS), min_size=1, max_size=4, unique=True),

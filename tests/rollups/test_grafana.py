@@ -447,7 +447,8 @@ def test_exported_panels_follow_the_sites_time_zone_as_the_stats_api_does(
     engine = Engine(cfg, influx.admin, lambda suffix: midnight(3, 2))
     for site in ("a.example", "b.example"):
         query = parse({"site_id": site, "date_range": ["2026-02-28", "2026-03-03"],
-                       "dimensions": ["time:day"], "metrics": ["visitors", "visits", "pageviews"]},
+                       "dimensions": ["time:day"], "metrics": ["visitors", "visits", "pageviews"],
+                       "include": {"answered_from": True}},
                       lambda: ["a.example", "b.example"], zone_name, date(2026, 11, 23), engine.first_day)
         answer = engine.run(query)
         assert answer["meta"]["answered_from"]["rollups"]  # the first days from the rollups

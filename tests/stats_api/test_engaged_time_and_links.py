@@ -64,6 +64,7 @@ def test_time_on_page_visit_duration_and_link_dimensions_in_every_mode(
     exact_mode = "rollups" if mode == "rollups" else "raw"
 
     def ask(**body: Any) -> dict[str, Any]:
+        body.setdefault("include", {"answered_from": True})
         return engine.run(parse({"site_id": "b.example", "date_range": ["2026-02-28", "2026-03-02"],
                                  **body}, lambda: ["a.example", "b.example"], "UTC", date(2026, 11, 23),
                                 engine.first_day))

@@ -30,6 +30,7 @@ def engine_for(influx: Influx, bucket: str, mode: str) -> Engine:
 
 
 def ask(engine: Engine, **body: Any) -> dict[str, Any]:
+    body.setdefault("include", {"answered_from": True})
     query = parse({"site_id": SITE, "date_range": RANGE, **body}, lambda: ["a.example", "b.example"],
                   "UTC", date(2026, 11, 23), engine.first_day)
     return engine.run(query)
@@ -87,7 +88,7 @@ def test_top_figures_and_days_are_exact_in_every_mode(influx: Influx, rolled: An
         {"metrics": [expected_traffic(items, exact_median=True)[m] for m in TRAFFIC],
          "dimensions": [day.isoformat()]} for day, items in sorted(per_day(rows).items())]
     assert ask(engine, metrics=["pageviews"], date_range="all")["query"]["date_range"] == [
-        "2026-02-28", "2026-11-23"]
+        "2026-02-28T00:00:00+00:00", "2026-11-23T23:59:59+00:00"]
     answered = total["meta"]["answered_from"]
     assert bool(answered["rollups"]) == (mode != "raw")
     assert (answered["raw_days"] is not None) == (mode != "rollups")
@@ -237,7 +238,8 @@ BAD: list[tuple[dict[str, Any], str]] = [
     ({"metrics": ["nope"], "date_range": "7d"}, "unknown metric: 'nope'"),
     ({"metrics": ["visitors"], "date_range": "fortnight"}, "unknown date_range 'fortnight'"),
     ({"metrics": ["visitors"], "date_range": ["2026-03-02", "2026-03-01"]}, "ends before it starts"),
-    ({"metrics": ["visitors"], "date_range": ["2026-3-1", "2026-03-02"]}, "ISO dates"),
+    ({"metrics": ["visitors"], "date_range": ["2026-3-1", "2026-03-02"]},
+     "is neither an ISO date nor an ISO 8601 datetime"),
     ({"metrics": ["visitors"], "date_range": "7d", "dimensions": ["visit:city"]},
      "unknown dimension: 'visit:city'"),
     ({"metrics": ["visitors"], "date_range": "7d", "filters": [["wildcard", "event:page", ["/"]]]},
@@ -255,7 +257,6 @@ BAD: list[tuple[dict[str, Any], str]] = [
     ({"metrics": ["visitors"], "date_range": "7d", "pagination": {"limit": 0}}, "pagination.limit"),
     ({"metrics": ["visitors"], "date_range": "7d", "order_by": [["pageviews", "desc"]]},
      "order_by 'pageviews' is not among"),
-    ({"metrics": ["visitors"], "date_range": "7d", "site_id": "evil.com"}, "unknown site_id 'evil.com'"),
     ({"metrics": ["visitors"], "date_range": "7d", "extra": 1}, "unknown key 'extra'"),
     ({"metrics": "visitors", "date_range": "7d"}, "metrics must be a non-empty list"),
 ]
@@ -267,8 +268,20 @@ def test_bad_queries_are_400_with_the_reason(make_app: Any, body: dict[str, Any]
     resp = app.test_client().post("/analytics/api/v2/query", json={"site_id": SITE, **body},
                                   headers={"Authorization": f"Bearer {TOKEN}"})
     assert resp.status_code == 400
-    assert resp.get_json()["error"]["code"] == "bad_query"
-    assert reason in resp.get_json()["error"]["message"]
+    assert reason in resp.get_json()["error"]  # Plausible's shape: {"error": "<message>"}
+
+
+def test_a_site_the_key_cannot_see_is_401_as_in_plausible(make_app: Any) -> None:
+    app = make_app(ANALYTICS_DASHBOARD_TOKEN=TOKEN, ANALYTICS_PERMITTED_DOMAINS="a.example")
+    client = app.test_client()
+    for path, kwargs in (("/analytics/api/v2/query", {"json": {"site_id": "evil.com", "metrics": ["visitors"],
+                                                               "date_range": "7d"}}),
+                         ("/analytics/api/v1/stats/realtime/visitors?site_id=evil.com", {})):
+        resp = (client.post if "json" in kwargs else client.get)(
+            path, headers={"Authorization": f"Bearer {TOKEN}"}, **kwargs)
+        assert resp.status_code == 401
+        assert resp.get_json() == {"error": "Invalid API key or site ID 'evil.com': the key must have "
+                                            "access to the site requested"}
 
 
 def test_past_the_raw_retention_a_raw_only_query_is_refused(make_app: Any) -> None:
@@ -279,7 +292,7 @@ def test_past_the_raw_retention_a_raw_only_query_is_refused(make_app: Any) -> No
         json={"site_id": SITE, "metrics": ["visitors"], "date_range": "12mo",
               "filters": [["is", "event:page", ["/"]]]})
     assert resp.status_code == 400
-    assert "raw data is kept for 30 days (ANALYTICS_RAW_RETENTION)" in resp.get_json()["error"]["message"]
+    assert "raw data is kept for 30 days (ANALYTICS_RAW_RETENTION)" in resp.get_json()["error"]
 
 
 def test_access_is_off_by_default_and_needs_the_token(make_app: Any) -> None:
@@ -300,7 +313,8 @@ def test_access_is_off_by_default_and_needs_the_token(make_app: Any) -> None:
     ok = client.post("/analytics/api/v2/query", json=body, headers={"Authorization": f"Bearer {TOKEN}"})
     assert ok.status_code == 200
     assert ok.get_json()["results"] == [{"metrics": [0], "dimensions": []}]
-    assert ok.get_json()["query"]["date_range"][0] == ok.get_json()["query"]["date_range"][1]
+    first, last = ok.get_json()["query"]["date_range"]  # "day": today, the whole day
+    assert first[:10] == last[:10] and first[10:] == "T00:00:00+00:00" and last[10:] == "T23:59:59+00:00"
     login_page = client.get("/analytics/dashboard").get_data(as_text=True)
     assert "a.example" not in login_page and 'name="token"' in login_page
     bad = client.post("/analytics/dashboard/login", data={"token": "x" * 40})
@@ -350,20 +364,39 @@ def test_realtime_counts_visitors_of_the_last_five_minutes(make_app: Any) -> Non
     assert today.get_json()["results"] == [{"metrics": [2, 3], "dimensions": []}]  # seconds after
 
 
-def test_date_range_shortcuts() -> None:
+def test_date_range_shortcuts_are_plausibles() -> None:
+    """As Plausible's query parser defines them (docs/api.md): "Nd" the N days before today,
+    "Nmo" whole months before the current one, "month" and "year" whole, datetimes to the second."""
     from analytics_bp.stats.query import parse_date_range
 
-    today = date(2026, 11, 23)
+    now = datetime(2026, 11, 23, 15, 30, 12, 500_000, tzinfo=UTC)
     first = lambda: date(2025, 5, 4)  # noqa: E731
-    assert parse_date_range("day", today, first) == (today, today)
-    assert parse_date_range("7d", today, first) == (date(2026, 11, 17), today)
-    assert parse_date_range("30d", today, first) == (date(2026, 10, 25), today)
-    assert parse_date_range("month", today, first) == (date(2026, 11, 1), today)
-    assert parse_date_range("6mo", today, first) == (date(2026, 6, 1), today)
-    assert parse_date_range("12mo", today, first) == (date(2025, 12, 1), today)
-    assert parse_date_range("all", today, first) == (date(2025, 5, 4), today)
-    with pytest.raises(QueryError, match="spans more than"):
-        parse_date_range(["2020-01-01", "2026-01-01"], today, first)
+
+    def days(value: Any, tz: str = "UTC") -> tuple[str, str]:
+        period = parse_date_range(value, now, first, tz)
+        return period.first.isoformat(), period.last.isoformat()
+
+    assert days("day") == ("2026-11-23T00:00:00+00:00", "2026-11-23T23:59:59+00:00")
+    assert days("7d") == ("2026-11-16T00:00:00+00:00", "2026-11-22T23:59:59+00:00")
+    assert days("28d")[0] == "2026-10-26T00:00:00+00:00"
+    assert days("30d") == ("2026-10-24T00:00:00+00:00", "2026-11-22T23:59:59+00:00")
+    assert days("91d")[0] == "2026-08-24T00:00:00+00:00"
+    assert days("month") == ("2026-11-01T00:00:00+00:00", "2026-11-30T23:59:59+00:00")
+    assert days("6mo") == ("2026-05-01T00:00:00+00:00", "2026-10-31T23:59:59+00:00")
+    assert days("12mo") == ("2025-11-01T00:00:00+00:00", "2026-10-31T23:59:59+00:00")
+    assert days("year") == ("2026-01-01T00:00:00+00:00", "2026-12-31T23:59:59+00:00")
+    assert days("all") == ("2025-05-04T00:00:00+00:00", "2026-11-23T23:59:59+00:00")
+    assert days("24h") == ("2026-11-22T15:30:12+00:00", "2026-11-23T15:30:12+00:00")
+    assert days("3d", "Pacific/Auckland") == ("2026-11-21T00:00:00+13:00", "2026-11-23T23:59:59+13:00")
+    assert days(["2024-01-01T12:00:00+02:00", "2024-01-01T15:59:59Z"], "Europe/Tallinn") == (
+        "2024-01-01T12:00:00+02:00", "2024-01-01T17:59:59+02:00")
+    for bad, reason in (("fortnight", "unknown date_range"), ("0d", "unknown date_range"),
+                        ("5001d", "unknown date_range"), ("101mo", "unknown date_range"),
+                        (["2020-01-01", "2026-01-01"], "spans more than"),
+                        (["2024-01-01T12:00:00", "2024-01-02T12:00:00"], "needs its UTC offset"),
+                        (["2024-01-02T00:00:00Z", "2024-01-01T00:00:00Z"], "ends before it starts")):
+        with pytest.raises(QueryError, match=reason):
+            parse_date_range(bad, now, first)
 
 
 ZONE = "Pacific/Auckland"  # UTC+13 in February: the dataset's 10:00-12:00 UTC straddles midnight
@@ -393,7 +426,8 @@ def test_site_days_follow_the_time_zone_in_rollups_and_raw(influx: Influx, rolle
     mark = None if mode == "raw" else datetime(2026, 3, 4, tzinfo=zone).astimezone(UTC)
     engine = Engine(cfg, influx.admin, lambda suffix: mark)
     query = parse({"site_id": SITE, "metrics": ["visitors", "visits", "pageviews"],
-                   "date_range": ["2026-02-28", "2026-03-03"], "dimensions": ["time:day"]},
+                   "date_range": ["2026-02-28", "2026-03-03"], "dimensions": ["time:day"],
+                   "include": {"answered_from": True}},
                   lambda: [SITE], ZONE, date(2026, 11, 23), engine.first_day)
     answer = engine.run(query)
     assert bool(answer["meta"]["answered_from"]["rollups"]) == (mode == "rollups")

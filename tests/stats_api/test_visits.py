@@ -43,6 +43,7 @@ def ask(influx: Influx, bucket: str, mode: str, **body: Any) -> dict[str, Any]:
                          "ANALYTICS_RAW_RETENTION": "0"})
     mark = known.MODES[mode]
     engine = Engine(cfg, influx.admin, lambda suffix: mark)
+    body.setdefault("include", {"answered_from": True})
     query = parse({"site_id": known.SITE, "date_range": RANGE, **body}, lambda: [known.SITE], "UTC",
                   date(2026, 11, 23), engine.first_day)
     return engine.run(query)
