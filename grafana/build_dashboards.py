@@ -111,7 +111,7 @@ class Panel:
 
 
 COUNT = ("short", 0)
-PCT = ("percent", 1)
+PCT = ("percent", 0)  # bounce rate: a whole percent, as the Stats API's
 SECONDS = ("s", 0)
 
 
@@ -129,7 +129,7 @@ TRAFFIC = [
           description="Pageviews per hour (summed per point when Grafana draws wider windows)."),
     Panel("timeseries", "Unique visitors per day", q.daily("visitors")),
     Panel("timeseries", "Visits per day", q.daily("sessions")),
-    Panel("timeseries", "Bounce rate", q.BOUNCE, "percent", 1,
+    Panel("timeseries", "Bounce rate", q.BOUNCE, "percent", 0,
           description="Visits of one pageview, of all visits of the day."),
     Panel("timeseries", "Views per visit", q.daily("pages_per_session"), "short", 2),
     Panel("timeseries", "Median load time", q.daily("load_ms_median"), "ms", 0),

@@ -57,6 +57,7 @@ def cut_at(bucket: str, truncate: str) -> str:
     windows and midnights are the sites'."""
     return (
         'import "date"\n'
+        'import "math"\n'
         'import "timezone"\n'
         'option location = timezone.location(name: "UTC")\n'
         f'mark = from(bucket: v.defaultBucket + "_{bucket}")\n'
@@ -161,16 +162,18 @@ def daily(field: str) -> str:
 
 
 def bounce_rate() -> str:
-    """Bounces of all visits per site day, in percent; a day without visits has no point."""
+    """Bounces of all visits per site day, a whole percent as the Stats API's and Plausible's
+    (half to even, as ClickHouse's round on floats); a day without visits has no point."""
     rolled = (
         before_cut("1d", "traffic", ("bounces", "sessions"))
         + '  |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")\n'
         + "  |> filter(fn: (r) => exists r.sessions and r.sessions > 0)\n"
         + "  |> map(fn: (r) => ({_time: r._time, domain: r.domain,\n"
-        + "      _value: 100.0 * float(v: r.bounces) / float(v: r.sessions)}))"
+        + "      _value: math.roundtoeven(x: 100.0 * float(v: r.bounces) / float(v: r.sessions))}))"
     )
     fresh = SESSIONS + ("  |> map(fn: (r) => ({_time: r._start, domain: r.domain,\n"
-                        "      _value: 100.0 * float(v: r.bounces) / float(v: r.sessions)}))")
+                        "      _value: math.roundtoeven(x: 100.0 * float(v: r.bounces)"
+                        " / float(v: r.sessions))}))")
     return (
         DAILY_CUT + flux_file("sessions.flux") + both(rolled, fresh)
         + '  |> group(columns: ["domain"])\n  |> sort(columns: ["_time"])'
@@ -233,7 +236,8 @@ def visit_table(measurement: str, key: str, n: int = 20, where: str = "") -> str
         + "union(tables: [rolled, fresh])\n" + by
         + f'  |> pivot(rowKey: ["domain", "{key}"], columnKey: ["_field"], valueColumn: "_value")\n'
         + "  |> group()\n  |> filter(fn: (r) => r.visits > 0)\n"
-        + "  |> map(fn: (r) => ({r with bounce_rate: 100.0 * float(v: r.bounces) / float(v: r.visits)}))\n"
+        + "  |> map(fn: (r) => ({r with bounce_rate: math.roundtoeven(x: 100.0 * float(v: r.bounces)\n"
+        + "      / float(v: r.visits))}))\n"
         + f"  |> keep(columns: {keep})\n"
         + f'  |> sort(columns: ["visitors", "visits"], desc: true)\n  |> limit(n: {n})'
     )

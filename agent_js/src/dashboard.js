@@ -54,7 +54,7 @@ const LABELS = { pageviews: 'Pageviews', visitors: 'Visitors', events: 'Events',
 // Format a metric value for people; the exact API value stays in data-value.
 function fmt(value, kind) {
   if (value === null || value === undefined) return '–';
-  if (kind === 'pct') return value.toFixed(1) + '%';
+  if (kind === 'pct') return value + '%'; // a whole percent, as the API's (Plausible's) bounce rate
   if (kind === 'dec') return value.toFixed(2);
   if (kind === 'ms') return value >= 1000 ? (value / 1000).toFixed(2) + ' s' : Math.round(value) + ' ms';
   if (kind === 'dur') {

@@ -17,10 +17,11 @@ from .rows import Key, time_labels
 
 
 def answer(q: Query, rows: dict[Key, Components], plan: Plan, bucket: str,
-           zone: ZoneInfo) -> dict[str, Any]:
+           zone: ZoneInfo, total_visitors: int = 0) -> dict[str, Any]:
+    """`total_visitors`: the query's visitors without its dimensions (for `percentage`)."""
     if not q.dimensions and not rows:
         rows[()] = Components()
-    table = sorted((([metrics.value(m, c) for m in q.metrics], list(k))
+    table = sorted((([metrics.value(m, c, total_visitors) for m in q.metrics], list(k))
                     for k, c in rows.items()), key=lambda r: r[1])
     for name, direction in reversed(q.order_by):  # stable sorts: the first key sorts last
         if name in q.metrics:

@@ -10,6 +10,7 @@ This class only wires them, and keeps the site list, first day, realtime figure 
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import replace
 from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -19,7 +20,7 @@ from . import server_usage
 from .answer import answer
 from .dates import Period
 from .metrics import Components
-from .plan import Watermark, plan
+from .plan import Plan, Watermark, plan
 from .query import Query
 from .read import Reader, Reads, Rows
 from .sites import Sites
@@ -36,6 +37,19 @@ class Engine:
         self.sites = self._sites.known
 
     def run(self, q: Query) -> dict[str, Any]:
+        """`percentage` is read as visitors, beside one more read of the visitors without the
+        dimensions (its denominator, as Plausible's: the same filters, no grouping)."""
+        counted = replace(q, metrics=tuple(dict.fromkeys(
+            "visitors" if m == "percentage" else m for m in q.metrics)))
+        chosen, rows = self._rows(counted)
+        total = 0
+        if "percentage" in q.metrics:
+            _, whole = self._rows(replace(counted, metrics=("visitors",), dimensions=(),
+                                          order_by=(("visitors", "desc"),)))
+            total = sum(c.visitors for c in whole.values())
+        return answer(q, rows, chosen, self.cfg.bucket, self.zone, total)
+
+    def _rows(self, q: Query) -> tuple[Plan, Rows]:
         chosen = plan(q, self.watermark, self.zone, self.cfg.raw_retention)
         rows: Rows = defaultdict(Components)
         if chosen.rollup is not None:
@@ -43,7 +57,7 @@ class Engine:
                 self.reads.rollup(q, source, chosen.rollup, rows)
         if chosen.raw is not None:
             self.reads.raw(q, chosen.raw, rows)
-        return answer(q, rows, chosen, self.cfg.bucket, self.zone)
+        return chosen, rows
 
     def sites_with(self, site: object) -> list[str]:
         return self._sites.including(site)

@@ -58,8 +58,15 @@ def views_per_visit(c: Components) -> float:
     return round(c.views / c.visits, 2) if c.visits else 0.0
 
 
-def bounce_rate(c: Components) -> float:
-    return round(100 * c.bounces / c.visits, 1) if c.visits else 0.0
+def bounce_rate(c: Components) -> int:
+    """A whole percent, as Plausible's (`round(bounces / visits * 100)`, 0 without visits)."""
+    return round(100 * c.bounces / c.visits) if c.visits else 0
+
+
+def percentage(visitors: int, total_visitors: int) -> float | None:
+    """A row's share of all the period's visitors under the same filters, to one decimal, as
+    Plausible's (`round(visitors / total * 100, 1)`; none without visitors)."""
+    return round(100 * visitors / total_visitors, 1) if total_visitors > 0 else None
 
 
 def visit_duration(c: Components) -> int | None:
@@ -85,7 +92,10 @@ FORMULAS = {
 }
 
 
-def value(name: str, c: Components) -> float | int | None:
-    """Metric `name` of one row: a formula, or one of the counted parts as it is."""
+def value(name: str, c: Components, total_visitors: int = 0) -> float | int | None:
+    """Metric `name` of one row: a formula, or one of the counted parts as it is; `percentage`
+    from the row's visitors and the total without dimensions."""
+    if name == "percentage":
+        return percentage(c.visitors, total_visitors)
     formula = FORMULAS.get(name)
     return formula(c) if formula else int(getattr(c, name))

@@ -21,7 +21,7 @@ from .dates import DateRangeError, Period
 from .filters import Filter, FilterError, Node, leaves, quote
 
 METRICS = ("visitors", "visits", "pageviews", "views_per_visit", "bounce_rate", "events",
-           "median_load_time", "time_on_page", "visit_duration")
+           "percentage", "median_load_time", "time_on_page", "visit_duration")
 TAG_DIMENSIONS = schema.DIMENSION_KEYS  # dimension -> the raw key that holds it
 TIME_DIMENSIONS = ("time:hour", "time:day", "time:week", "time:month")
 # "time" picks one of them from the period's length, as Plausible's does (dates.py).
@@ -29,7 +29,7 @@ DIMENSIONS = (*TAG_DIMENSIONS, "time", *TIME_DIMENSIONS)
 EVENT_ONLY = schema.carried_only_by("event", "pageview")  # an event's name and props
 # Source and UTM values, and the entry and exit pages: a visit's, found from its pageviews.
 PAGEVIEW_ONLY = schema.carried_only_by("pageview", "event") | schema.VISIT_KEYS
-EVENT_SCOPE_METRICS = frozenset({"events", "visitors", "visits"})
+EVENT_SCOPE_METRICS = frozenset({"events", "visitors", "visits", "percentage"})
 PAGEVIEW_METRICS = frozenset({"pageviews", "views_per_visit", "bounce_rate", "median_load_time"})
 # From the agent's engaged time (measurement `engagement`), which carries no source or UTM.
 ENGAGEMENT_METRICS = frozenset({"time_on_page", "visit_duration"})
@@ -224,6 +224,8 @@ def _check_combination(metrics: tuple[str, ...], dimensions: tuple[str, ...],
                          "pages): use time_on_page")
     if sum(d in TIME_DIMENSIONS for d in dimensions) > 1:
         raise QueryError("at most one time dimension")
+    if "percentage" in metrics and not dimensions:
+        raise QueryError("percentage needs dimensions (a row's share of the visitors)")
 
 
 class UnknownSite(QueryError):

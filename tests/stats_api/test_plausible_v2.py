@@ -188,3 +188,38 @@ def test_time_labels_need_a_time_dimension(engine: Engine) -> None:
 
 def test_first_day_of_all_is_the_first_pageview(engine: Engine) -> None:
     assert engine.first_day(SITE) == date(2020, 12, 31)
+
+
+def test_percentage_is_each_rows_share_of_the_visitors_without_the_dimension(engine: Engine) -> None:
+    """special_metrics.ex: round(visitors / total visitors * 100, 1), the total with the same
+    filters and no dimensions (a visitor of two pages counts in both rows)."""
+    body = plausible_valid({"site_id": SITE, "metrics": ["visitors", "percentage"], "date_range": "7d",
+                            "dimensions": ["event:page"]})
+    answer = ask(engine, body)
+    assert answer["results"] == [{"metrics": [3, 75.0], "dimensions": ["/"]},
+                                 {"metrics": [1, 25.0], "dimensions": ["/docs"]},
+                                 {"metrics": [1, 25.0], "dimensions": ["/pricing"]}]
+    only = ask(engine, plausible_valid({**body, "metrics": ["percentage"],
+                                        "filters": [["is_not", "event:page", ["/docs"]]]}))
+    assert only["results"] == [{"metrics": [100.0], "dimensions": ["/"]},
+                               {"metrics": [33.3], "dimensions": ["/pricing"]}]
+    from analytics_bp.stats.query import QueryError
+
+    with pytest.raises(QueryError, match="percentage needs dimensions"):
+        ask(engine, {"metrics": ["percentage"], "date_range": "7d"})
+
+
+def test_bounce_rate_is_a_whole_percent(engine: Engine) -> None:
+    """special_metrics/expression.ex: round(bounces / visits * 100) as an integer; 5 of 6 visits."""
+    answer = ask(engine, plausible_valid({"site_id": SITE, "metrics": ["visits", "bounce_rate"],
+                                          "date_range": "all"}))
+    assert answer["results"] == [{"metrics": [6, 83], "dimensions": []}]
+    assert isinstance(answer["results"][0]["metrics"][1], int)
+
+
+@pytest.mark.parametrize(("bounces", "visits", "rate"), [(1, 8, 12), (3, 8, 38), (5, 8, 62), (0, 0, 0)])
+def test_a_half_percent_rounds_to_even_as_clickhouse_rounds_floats(bounces: int, visits: int,
+                                                                  rate: int) -> None:
+    from analytics_bp.stats.metrics import Components, bounce_rate
+
+    assert bounce_rate(Components(bounces=bounces, visits=visits)) == rate

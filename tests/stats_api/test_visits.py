@@ -51,7 +51,7 @@ def ask(influx: Influx, bucket: str, mode: str, **body: Any) -> dict[str, Any]:
 
 def metrics_of(found: list[known.Visit]) -> list[Any]:
     f = known.figures(found)
-    return [f["visitors"], f["visits"], f["pageviews"], round(100 * f["bounces"] / f["visits"], 1),
+    return [f["visitors"], f["visits"], f["pageviews"], round(100 * f["bounces"] / f["visits"]),
             round(f["pageviews"] / f["visits"], 2)]
 
 
