@@ -29,7 +29,6 @@ from . import pages
 from .privacy import client_ip
 from .settings import Config
 from .state import current_state
-from .stats.filters import quote
 from .stats.plan import raw_horizon
 from .stats.query import (
     DATE_RANGES,
@@ -192,8 +191,7 @@ def realtime_api() -> Response:
     engine = current_state().stats()
     site = request.args.get("site_id", "")
     if site not in engine.sites_with(site):
-        return _no_store(_error(401, f"Invalid API key or site ID {quote(site)}: the key must "
-                                      "have access to the site requested"))
+        return _no_store(_error(401, str(UnknownSite.of(site))))
     return _no_store(jsonify(engine.realtime_visitors(site)))
 
 

@@ -231,6 +231,11 @@ def _check_combination(metrics: tuple[str, ...], dimensions: tuple[str, ...],
 class UnknownSite(QueryError):
     """A site_id this caller cannot see (answered as 401, as Plausible does)."""
 
+    @classmethod
+    def of(cls, site: str) -> UnknownSite:
+        return cls(f"Invalid API key or site ID {quote(site)}: the key must have access to the "
+                   "site requested")
+
 
 def parse(body: Any, permitted: Callable[[], list[str]], tz: str, clock: date | datetime,
           first_day: Callable[[str], date | None]) -> Query:
@@ -242,8 +247,7 @@ def parse(body: Any, permitted: Callable[[], list[str]], tz: str, clock: date | 
     if not isinstance(site, str) or not site:
         raise QueryError("site_id is required: a permitted domain")
     if site not in permitted():  # first, as Plausible's authentication comes before its parser
-        raise UnknownSite(f"Invalid API key or site ID {quote(site)}: the key must have access to "
-                          "the site requested")
+        raise UnknownSite.of(site)
     unknown = sorted(set(body) - BODY_KEYS)
     if unknown:
         raise QueryError(f"unknown key {quote(unknown[0])}; keys: {', '.join(sorted(BODY_KEYS))}")
@@ -253,8 +257,6 @@ def parse(body: Any, permitted: Callable[[], list[str]], tz: str, clock: date | 
         raise QueryError("date_range is required")
     period = parse_date_range(body["date_range"], clock, lambda: first_day(site), tz)
     dimensions = tuple(dates.auto_time_dimension(period) if d == "time" else d for d in dimensions)
-    if len(set(dimensions)) < len(dimensions):
-        raise QueryError("dimensions: a time dimension given twice")
     filters = _filters(body.get("filters"))
     _check_combination(metrics, dimensions, filters)
     if "time:hour" in dimensions and period.after - period.first > timedelta(days=MAX_HOURLY_DAYS):
